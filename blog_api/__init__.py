@@ -1,0 +1,65 @@
+"""blog-api: a Flask REST API for a small blog, observable out of the box.
+
+`create_app()` builds everything; importing this package does nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+
+from apiflask import APIFlask
+
+from telemetry import configure_logging
+
+from . import api, cli, database, docs, errors, health
+from .config import Settings
+from .extensions import bcrypt
+from .schemas import ErrorOut
+
+try:
+    __version__ = version("blog-api")
+except PackageNotFoundError:  # running from a checkout that was never installed
+    __version__ = "0.0.0"
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(config: Mapping[str, str] | None = None) -> APIFlask:
+    """Build the app from the environment, overridden by `config` (tests pass a mapping)."""
+    app = APIFlask(
+        __name__,
+        title="blog-api",
+        version=__version__,
+        spec_path="/api/openapi.json",
+        docs_path="/api/docs",
+        instance_relative_config=True,
+    )
+    settings = Settings.from_mapping({**os.environ, **(config or {})}, app.instance_path)
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.database_url.startswith("sqlite:///"):
+        os.makedirs(app.instance_path, exist_ok=True)
+
+    app.config.from_mapping(
+        SECRET_KEY=settings.secret_key,
+        JWT_EXPIRES_SECONDS=settings.jwt_expires_seconds,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=database.engine_options(settings.database_url),
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        BCRYPT_LOG_ROUNDS=settings.bcrypt_rounds,
+        BCRYPT_HANDLE_LONG_PASSWORDS=True,  # bcrypt ignores bytes past 72; passwords go to 128
+    )
+    app.config["HTTP_ERROR_SCHEMA"] = app.config["VALIDATION_ERROR_SCHEMA"] = ErrorOut
+    app.json.sort_keys = False  # keep the schemas' field order
+    app.extensions["blog_api.settings"] = settings
+
+    bcrypt.init_app(app)
+    errors.init_app(app)
+    api.init_app(app)
+    app.register_blueprint(health.bp)
+    docs.init_app(app)
+    cli.init_app(app)
+    database.init_app(app)
+    # Telemetry is set up here, once the routes and the engine exist.
+    return app

@@ -1,0 +1,1 @@
+"""v1: users, posts and todos."""

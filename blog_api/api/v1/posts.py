@@ -1,0 +1,80 @@
+"""Posts: anyone reads, a logged-in user writes, only the author or an admin changes."""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+from flask.views import MethodView
+from sqlalchemy import select
+
+from ...auth import auth, current_user, require_owner_or_admin
+from ...extensions import db
+from ...models import Post
+from ...schemas import PostIn, PostOut, PostPatchIn
+
+bp = APIBlueprint("posts", __name__, tag="Posts")
+
+
+def get_post_or_404(post_id: int) -> Post:
+    """The post with that id, or abort(404)."""
+    return db.get_or_404(Post, post_id, description=f"There is no post {post_id}.")
+
+
+class PostCollection(MethodView):
+    @bp.output(PostOut(many=True))
+    def get(self):
+        """Every post, newest first."""
+        return db.session.scalars(select(Post).order_by(Post.id.desc())).all()
+
+    @bp.auth_required(auth)
+    @bp.input(PostIn, arg_name="data")
+    @bp.output(PostOut, status_code=201)
+    def post(self, data: dict):
+        """Publish a post as the current user."""
+        post = Post(title=data["title"], body=data["body"], author=current_user())
+        db.session.add(post)
+        db.session.commit()
+        return post
+
+
+class PostItem(MethodView):
+    @bp.output(PostOut)
+    def get(self, post_id: int):
+        """One post."""
+        return get_post_or_404(post_id)
+
+    @bp.auth_required(auth)
+    @bp.input(PostIn, arg_name="data")
+    @bp.output(PostOut)
+    def put(self, post_id: int, data: dict):
+        """Replace a post's title and body (author or admin)."""
+        return self._update(post_id, data)
+
+    @bp.auth_required(auth)
+    @bp.input(PostPatchIn, arg_name="data")
+    @bp.output(PostOut)
+    def patch(self, post_id: int, data: dict):
+        """Change some of a post's fields (author or admin)."""
+        return self._update(post_id, data)
+
+    @bp.auth_required(auth)
+    @bp.output({}, status_code=204)
+    def delete(self, post_id: int):
+        """Delete a post (author or admin)."""
+        post = get_post_or_404(post_id)
+        require_owner_or_admin(post.author_id, "post")
+        db.session.delete(post)
+        db.session.commit()
+        return ""
+
+    @staticmethod
+    def _update(post_id: int, data: dict) -> Post:
+        post = get_post_or_404(post_id)
+        require_owner_or_admin(post.author_id, "post")
+        for field, value in data.items():
+            setattr(post, field, value)
+        db.session.commit()
+        return post
+
+
+bp.add_url_rule("", view_func=PostCollection.as_view("collection"))
+bp.add_url_rule("/<int:post_id>", view_func=PostItem.as_view("item"))

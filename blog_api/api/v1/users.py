@@ -1,0 +1,88 @@
+"""Users: register, log in, who am I, and the admin's list."""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint, abort
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+
+from ...auth import auth, current_user
+from ...extensions import bcrypt, db
+from ...login_events import record_login
+from ...models import User
+from ...schemas import LoginIn, TokenOut, UserIn, UserOut
+from ...tokens import issue_token
+
+bp = APIBlueprint("users", __name__, tag="Users")
+
+# A real bcrypt hash checked when the user does not exist, so both failures cost the same time.
+_DUMMY_PASSWORD = "not-a-real-password"
+
+
+@bp.post("/register")
+@bp.input(UserIn, arg_name="data")
+@bp.output(UserOut, status_code=201)
+@bp.doc(responses={409: "Username or email already taken"})
+def register(data: dict) -> User:
+    """Create an account; the database decides whether the name or email is taken."""
+    user = User(
+        username=data["username"],
+        email=data["email"],
+        password_hash=bcrypt.generate_password_hash(data["password"]).decode(),
+    )
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        abort(409, "That username or email is already taken.")
+    return user
+
+
+@bp.post("/login")
+@bp.input(LoginIn, arg_name="data")
+@bp.output(TokenOut)
+@bp.doc(responses={401: "Unknown user or wrong password (the same message for both)"})
+def login(data: dict) -> dict:
+    """Exchange a username (or email) and password for an access token."""
+    name = data["username"]
+    user = db.session.scalar(
+        select(User).where(or_(User.username == name, User.email == name.lower()))
+    )
+    if user is None:
+        bcrypt.check_password_hash(_dummy_hash(), data["password"])
+        ok = False
+    else:
+        ok = bcrypt.check_password_hash(user.password_hash, data["password"])
+    record_login(ok)
+    if not ok:
+        abort(401, "Wrong username or password.")
+    token, lifetime = issue_token(user.id)
+    return {"access_token": token, "token_type": "Bearer", "expires_in": lifetime}
+
+
+@bp.get("/me")
+@bp.auth_required(auth)
+@bp.output(UserOut)
+def me() -> User:
+    """The account the token belongs to."""
+    return current_user()
+
+
+@bp.get("")
+@bp.auth_required(auth, roles=["admin"])
+@bp.output(UserOut(many=True))
+def list_users() -> list[User]:
+    """Every account, oldest first (admins only)."""
+    return db.session.scalars(select(User).order_by(User.id)).all()
+
+
+_dummy_hash_cache: dict[int, str] = {}
+
+
+def _dummy_hash() -> str:
+    """A hash at the configured cost, made once per process."""
+    rounds = bcrypt._log_rounds
+    if rounds not in _dummy_hash_cache:
+        _dummy_hash_cache[rounds] = bcrypt.generate_password_hash(_DUMMY_PASSWORD).decode()
+    return _dummy_hash_cache[rounds]

@@ -1,0 +1,1 @@
+"""v2: the v1 routes, with paginated, filterable list endpoints."""

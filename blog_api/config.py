@@ -1,0 +1,86 @@
+"""Settings read once, in the factory, from the environment (12-factor) or a test mapping."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEVELOPMENT = "development"
+PRODUCTION = "production"
+
+
+class ConfigError(ValueError):
+    """Raised when the configuration cannot work; the message says which variable to fix."""
+
+
+def _int(source: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = source.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept Heroku's `postgres://` scheme, which SQLAlchemy 2 no longer does."""
+    if url.startswith("postgres://"):
+        return "postgresql://" + url[len("postgres://") :]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app reads from its environment, validated in one place."""
+
+    env: str
+    database_url: str
+    secret_key: str
+    jwt_expires_seconds: int
+    redis_url: str | None
+    log_level: str
+    log_format: str
+    metrics_token: str | None
+    bcrypt_rounds: int
+
+    @classmethod
+    def from_mapping(cls, source: Mapping[str, str], instance_path: str) -> Settings:
+        """Build settings from `source` (os.environ, or a test's mapping)."""
+        env = source.get("APP_ENV", PRODUCTION).lower()
+        if env not in (DEVELOPMENT, PRODUCTION):
+            raise ConfigError(f"APP_ENV must be {DEVELOPMENT!r} or {PRODUCTION!r}, not {env!r}")
+
+        secret_key = source.get("SECRET_KEY") or ""
+        if not secret_key:
+            if env != DEVELOPMENT:
+                raise ConfigError(
+                    "SECRET_KEY is required outside development "
+                    "(set SECRET_KEY, or APP_ENV=development for a random per-process key)"
+                )
+            secret_key = secrets.token_urlsafe(48)
+
+        database_url = source.get("DATABASE_URL") or (
+            "sqlite:///" + str(Path(instance_path) / "blog.db")
+        )
+
+        log_format = source.get("LOG_FORMAT", "json").lower()
+        if log_format not in ("json", "text"):
+            raise ConfigError(f"LOG_FORMAT must be 'json' or 'text', not {log_format!r}")
+
+        return cls(
+            env=env,
+            database_url=normalize_database_url(database_url),
+            secret_key=secret_key,
+            jwt_expires_seconds=_int(source, "JWT_EXPIRES_SECONDS", 3600),
+            redis_url=source.get("REDIS_URL") or None,
+            log_level=source.get("LOG_LEVEL", "INFO").upper(),
+            log_format=log_format,
+            metrics_token=source.get("METRICS_TOKEN") or None,
+            bcrypt_rounds=_int(source, "BCRYPT_ROUNDS", 12, minimum=4),
+        )

@@ -1,0 +1,89 @@
+"""One error shape for every layer: routing, validation, auth, the database.
+
+`{"error": "<Reason Phrase>", "message": "<for a person>"}` plus `"details"` for validation errors.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apiflask import APIFlask, HTTPError
+from flask import Response, jsonify
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import default_exceptions
+from werkzeug.http import HTTP_STATUS_CODES
+
+from .extensions import db
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+
+
+def error_response(
+    status: int,
+    message: str | None = None,
+    details: dict | None = None,
+    headers: dict | None = None,
+) -> Response:
+    """Build the JSON error response every handler returns."""
+    reason = HTTP_STATUS_CODES.get(status, "Unknown Error")
+    body: dict = {"error": reason, "message": message or _default_message(status)}
+    if details:
+        body["details"] = details
+    response = jsonify(body)
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _default_message(status: int) -> str:
+    exc = default_exceptions.get(status)
+    return exc.description if exc is not None and exc.description else HTTP_STATUS_CODES[status]
+
+
+def _flatten_details(detail: dict) -> dict[str, list[str]]:
+    """Turn webargs' `{location: {field: [msg]}}` into `{field: [msg]}`."""
+    flat: dict[str, list[str]] = {}
+    for location_errors in detail.values():
+        if not isinstance(location_errors, dict):
+            continue
+        for field, messages in location_errors.items():
+            if isinstance(messages, dict):  # nested or per-item errors
+                messages = [f"{key}: {msg}" for key, msg in messages.items()]
+            flat.setdefault(field, []).extend(messages)
+    return flat
+
+
+def _shape_http_error(error: HTTPError) -> Response:
+    message = error.message
+    if message == HTTP_STATUS_CODES.get(error.status_code):
+        message = None  # only the reason phrase: give the person a sentence instead
+    details = None
+    if error.status_code == 422 and error.detail:
+        details = _flatten_details(error.detail)
+        message = "The request body or query did not pass validation; see details."
+    return error_response(error.status_code, message, details, dict(error.headers or {}))
+
+
+def _database_unavailable(exc: Exception) -> Response:
+    """Answer 503 with Retry-After when the database cannot be reached, never a 500 or a hang."""
+    log.error("database unavailable: %s", exc.__class__.__name__)
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the connection is already gone; nothing more to undo
+        log.debug("rollback after a database failure failed too", exc_info=True)
+    return error_response(
+        503,
+        "The database is unavailable; try again shortly.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def init_app(app: APIFlask) -> None:
+    """Route every error through the one shape."""
+    app.error_processor(_shape_http_error)
+    for exc_type in (OperationalError, InterfaceError, PoolTimeoutError):
+        app.register_error_handler(exc_type, _database_unavailable)

@@ -1,0 +1,13 @@
+"""Extensions created unbound here and bound to an app in the factory."""
+
+from flask_bcrypt import Bcrypt
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    """Declarative base for every model."""
+
+
+db = SQLAlchemy(model_class=Base)
+bcrypt = Bcrypt()

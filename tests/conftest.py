@@ -1,0 +1,133 @@
+"""Fixture chain: database_url -> app -> client -> users/auth headers.
+
+Every API test runs twice: on a fresh SQLite file and on the real PostgreSQL at 127.0.0.1:5432.
+"""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from blog_api import create_app
+from blog_api.extensions import db
+from blog_api.models import User
+
+from .services import POSTGRES_URL, missing
+
+SECRET = "test-secret-key-long-enough-for-hs256-and-hs512-0123456789abcdefghijklmn"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 2})
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        missing(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc.orig}")
+    finally:
+        engine.dispose()
+    return POSTGRES_URL
+
+
+def _reset_postgres(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE IF EXISTS todos, posts, users CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+)
+def database_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'blog.db'}"
+    url = request.getfixturevalue("postgres_url")
+    _reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+def app_config(database_url) -> dict:
+    return {
+        "APP_ENV": "production",
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": SECRET,
+        "BCRYPT_ROUNDS": "4",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture
+def app(app_config):
+    app = create_app(app_config)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class Users:
+    """Register users through the API and hand back their auth headers."""
+
+    def __init__(self, app, client) -> None:
+        self.app = app
+        self.client = client
+
+    def register(self, username: str, password: str = PASSWORD, email: str | None = None) -> dict:
+        response = self.client.post(
+            "/api/v1/users/register",
+            json={
+                "username": username,
+                "email": email or f"{username}@example.org",
+                "password": password,
+            },
+        )
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    def login(self, username: str, password: str = PASSWORD) -> dict:
+        response = self.client.post(
+            "/api/v1/users/login", json={"username": username, "password": password}
+        )
+        assert response.status_code == 200, response.get_json()
+        return {"Authorization": f"Bearer {response.get_json()['access_token']}"}
+
+    def headers(self, username: str, admin: bool = False) -> dict:
+        """Register `username` (an admin if asked) and return its Authorization header."""
+        self.register(username)
+        if admin:
+            with self.app.app_context():
+                db.session.execute(
+                    sa.update(User).where(User.username == username).values(is_admin=True)
+                )
+                db.session.commit()
+        return self.login(username)
+
+
+@pytest.fixture
+def users(app, client) -> Users:
+    return Users(app, client)
+
+
+@pytest.fixture
+def auth_headers(users) -> dict:
+    return users.headers("alice")
+
+
+def assert_error(response, status: int) -> dict:
+    """Assert the one error shape of DESIGN.md and return the body."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["message"], str) and body["message"]
+    assert set(body) <= {"error", "message", "details"}
+    return body

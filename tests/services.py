@@ -1,0 +1,39 @@
+"""Find the real components the tests talk to, and decide between failing and skipping.
+
+`.ci/run` sets BLOG_API_REQUIRE_SERVICES=1: there a missing PostgreSQL, Redis or Prometheus fails
+the run. On a laptop without them the tests that need them skip, saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import pytest
+
+REQUIRED = os.environ.get("BLOG_API_REQUIRE_SERVICES") == "1"
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def missing(what: str) -> None:
+    """Fail under CI (the component must be there), skip elsewhere."""
+    if REQUIRED:
+        pytest.fail(f"{what} (BLOG_API_REQUIRE_SERVICES=1: this must run)", pytrace=False)
+    pytest.skip(f"{what}; set BLOG_API_REQUIRE_SERVICES=1 to make this a failure")
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require_binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        missing(f"{name} is not installed (apt-get install -y prometheus)")
+    return path

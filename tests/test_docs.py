@@ -1,0 +1,61 @@
+"""The OpenAPI document covers every route and the docs page needs no internet."""
+
+import re
+
+V1_OPERATIONS = {
+    ("post", "/users/register"),
+    ("post", "/users/login"),
+    ("get", "/users/me"),
+    ("get", "/users"),
+    ("get", "/posts"),
+    ("post", "/posts"),
+    ("get", "/posts/{post_id}"),
+    ("put", "/posts/{post_id}"),
+    ("patch", "/posts/{post_id}"),
+    ("delete", "/posts/{post_id}"),
+    ("get", "/todos"),
+    ("post", "/todos"),
+    ("get", "/todos/{todo_id}"),
+    ("put", "/todos/{todo_id}"),
+    ("patch", "/todos/{todo_id}"),
+    ("delete", "/todos/{todo_id}"),
+}
+
+
+def test_openapi_document_lists_every_api_route(client):
+    spec = client.get("/api/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    operations = {(m, p) for p, item in spec["paths"].items() for m in item if m != "parameters"}
+    for version in ("v1", "v2"):
+        for method, path in V1_OPERATIONS:
+            assert (method, f"/api/{version}{path}") in operations
+
+
+def test_openapi_schemas_are_the_validating_schemas(client):
+    spec = client.get("/api/openapi.json").get_json()
+    schemas = spec["components"]["schemas"]
+    post_in = schemas["PostIn"]
+    assert post_in["properties"]["title"]["maxLength"] == 200
+    assert set(post_in["required"]) == {"title", "body"}
+    assert "required" not in schemas["PostPatchIn"]
+    query = spec["paths"]["/api/v2/posts"]["get"]["parameters"]
+    per_page = next(p for p in query if p["name"] == "per_page")
+    assert per_page["schema"]["maximum"] == 100
+    error = spec["paths"]["/api/v1/posts"]["post"]["responses"]["422"]["content"]
+    assert error["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
+
+
+def test_docs_page_loads_only_local_assets(client):
+    response = client.get("/api/docs")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "/api/openapi.json" in html
+    external = re.findall(r'(?:src|href)="(https?://[^"]+)"', html)
+    assert external == []
+    assets = re.findall(r'(?:src|href)="(/api/docs/assets/[^"]+)"', html)
+    assert len(assets) >= 3
+    for asset in assets:
+        served = client.get(asset)
+        assert served.status_code == 200, asset
+        assert len(served.get_data()) > 500
+        served.close()

@@ -1,0 +1,132 @@
+"""Users: register, log in, me, the admin's list."""
+
+import pytest
+
+from .conftest import PASSWORD, assert_error
+
+REGISTER = "/api/v1/users/register"
+LOGIN = "/api/v1/users/login"
+
+
+def test_register_returns_the_user_without_any_password(client):
+    response = client.post(
+        REGISTER, json={"username": "alice", "email": "Alice@Example.org", "password": PASSWORD}
+    )
+    assert response.status_code == 201
+    user = response.get_json()
+    assert set(user) == {"id", "username", "email", "is_admin", "created_at"}
+    assert user["username"] == "alice"
+    assert user["email"] == "alice@example.org"
+    assert user["is_admin"] is False
+    assert user["created_at"].endswith("Z")
+    assert PASSWORD not in response.get_data(as_text=True)
+    assert "$2b$" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("second", "why"),
+    [
+        ({"username": "alice", "email": "other@example.org"}, "same username"),
+        ({"username": "bob", "email": "alice@example.org"}, "same email"),
+        ({"username": "bob", "email": "ALICE@example.org"}, "same email, other case"),
+    ],
+)
+def test_taken_username_or_email_is_409_and_nothing_is_written(client, users, second, why):
+    users.register("alice")
+    response = client.post(REGISTER, json={**second, "password": PASSWORD})
+    assert "taken" in assert_error(response, 409)["message"], why
+    # the failed insert was rolled back: the session still works and the first user is intact
+    users.register("carol")
+    assert client.post(LOGIN, json={"username": "alice", "password": PASSWORD}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"email": "a@example.org", "password": PASSWORD}, "username"),
+        ({"username": "ab", "email": "a@example.org", "password": PASSWORD}, "username"),
+        ({"username": "a" * 33, "email": "a@example.org", "password": PASSWORD}, "username"),
+        ({"username": "bad name", "email": "a@example.org", "password": PASSWORD}, "username"),
+        ({"username": "bad-name", "email": "a@example.org", "password": PASSWORD}, "username"),
+        ({"username": 123, "email": "a@example.org", "password": PASSWORD}, "username"),
+        ({"username": "alice", "password": PASSWORD}, "email"),
+        ({"username": "alice", "email": "not-an-email", "password": PASSWORD}, "email"),
+        ({"username": "alice", "email": "a@example.org"}, "password"),
+        ({"username": "alice", "email": "a@example.org", "password": "short"}, "password"),
+        ({"username": "alice", "email": "a@example.org", "password": "x" * 129}, "password"),
+        (
+            {"username": "alice", "email": "a@example.org", "password": PASSWORD, "admin": 1},
+            "admin",
+        ),
+    ],
+)
+def test_invalid_registration_is_422_with_details(client, body, field):
+    body = assert_error(client.post(REGISTER, json=body), 422)
+    assert field in body["details"]
+    assert all(isinstance(m, str) for m in body["details"][field])
+
+
+def test_passwords_of_8_and_128_characters_both_work(client, users):
+    for name, password in (("shortest", "x" * 8), ("longest", "é" * 128)):
+        users.register(name, password=password)
+        assert users.login(name, password=password)
+    # bcrypt alone ignores bytes past 72: a password differing only at the end must still fail
+    response = client.post(LOGIN, json={"username": "longest", "password": "é" * 127 + "e"})
+    assert_error(response, 401)
+
+
+def test_login_by_username_or_email(client, users):
+    users.register("alice")
+    for name in ("alice", "alice@example.org", "ALICE@example.org"):
+        response = client.post(LOGIN, json={"username": name, "password": PASSWORD})
+        assert response.status_code == 200
+        body = response.get_json()
+        assert body["token_type"] == "Bearer"
+        assert body["expires_in"] == 3600
+        assert body["access_token"].count(".") == 2
+
+
+def test_unknown_user_and_wrong_password_get_the_same_401(client, users):
+    users.register("alice")
+    wrong = assert_error(
+        client.post(LOGIN, json={"username": "alice", "password": "nope-nope"}), 401
+    )
+    unknown = assert_error(client.post(LOGIN, json={"username": "zed", "password": PASSWORD}), 401)
+    assert wrong == unknown
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"username": "alice"}, {"password": PASSWORD}, {"username": "", "password": "x"}]
+)
+def test_incomplete_login_is_422(client, body):
+    assert_error(client.post(LOGIN, json=body), 422)
+
+
+def test_me_is_the_tokens_user(client, users):
+    headers = users.headers("alice")
+    response = client.get("/api/v1/users/me", headers=headers)
+    assert response.status_code == 200
+    assert response.get_json()["username"] == "alice"
+    assert "password" not in response.get_data(as_text=True)
+
+
+def test_user_list_is_for_admins_only(client, users):
+    alice = users.headers("alice")
+    root = users.headers("root", admin=True)
+    assert_error(client.get("/api/v1/users"), 401)
+    assert "admin" in assert_error(client.get("/api/v1/users", headers=alice), 403)["message"]
+    response = client.get("/api/v1/users", headers=root)
+    assert response.status_code == 200
+    listed = response.get_json()
+    assert [u["username"] for u in listed] == ["alice", "root"]
+    assert [u["is_admin"] for u in listed] == [False, True]
+    assert "hash" not in response.get_data(as_text=True)
+
+
+def test_v2_has_the_user_routes_too(client, users):
+    users.register("alice")
+    response = client.post("/api/v2/users/login", json={"username": "alice", "password": PASSWORD})
+    assert response.status_code == 200
+    token = response.get_json()["access_token"]
+    me = client.get("/api/v2/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.get_json()["username"] == "alice"
