@@ -6,14 +6,15 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 
 from apiflask import APIFlask
 
-from telemetry import configure_logging
+from telemetry import configure_logging, init_telemetry
 
-from . import api, cli, database, docs, errors, health
+from . import api, cli, database, docs, errors, health, login_events
 from .config import Settings
 from .extensions import bcrypt
 from .schemas import ErrorOut
@@ -36,7 +37,8 @@ def create_app(config: Mapping[str, str] | None = None) -> APIFlask:
         docs_path="/api/docs",
         instance_relative_config=True,
     )
-    settings = Settings.from_mapping({**os.environ, **(config or {})}, app.instance_path)
+    env = {**os.environ, **(config or {})}
+    settings = Settings.from_mapping(env, app.instance_path)
     configure_logging(settings.log_level, settings.log_format)
     if settings.database_url.startswith("sqlite:///"):
         os.makedirs(app.instance_path, exist_ok=True)
@@ -47,6 +49,8 @@ def create_app(config: Mapping[str, str] | None = None) -> APIFlask:
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ENGINE_OPTIONS=database.engine_options(settings.database_url),
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        APP_VERSION=__version__,
+        STARTED_AT=time.monotonic(),
         BCRYPT_LOG_ROUNDS=settings.bcrypt_rounds,
         BCRYPT_HANDLE_LONG_PASSWORDS=True,  # bcrypt ignores bytes past 72; passwords go to 128
     )
@@ -60,6 +64,15 @@ def create_app(config: Mapping[str, str] | None = None) -> APIFlask:
     app.register_blueprint(health.bp)
     docs.init_app(app)
     cli.init_app(app)
-    database.init_app(app)
-    # Telemetry is set up here, once the routes and the engine exist.
+    engine = database.init_app(app)
+    # Telemetry last: it wraps the finished app and the engine (tables exist, no start-up spans).
+    handle = init_telemetry(
+        app,
+        engine,
+        env=env,
+        service_name="blog-api",
+        service_version=__version__,
+        skip_paths=("/health",),
+    )
+    login_events.init_app(app, handle.meter)
     return app

@@ -46,7 +46,6 @@ class Settings:
     redis_url: str | None
     log_level: str
     log_format: str
-    metrics_token: str | None
     bcrypt_rounds: int
 
     @classmethod
@@ -81,6 +80,5 @@ class Settings:
             redis_url=source.get("REDIS_URL") or None,
             log_level=source.get("LOG_LEVEL", "INFO").upper(),
             log_format=log_format,
-            metrics_token=source.get("METRICS_TOKEN") or None,
             bcrypt_rounds=_int(source, "BCRYPT_ROUNDS", 12, minimum=4),
         )

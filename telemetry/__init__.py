@@ -1,8 +1,104 @@
 """OpenTelemetry for any Flask app: metrics at /metrics, traces over OTLP, correlated logs.
 
-This package knows nothing of the app it instruments.
+Usage, in an app factory::
+
+    from telemetry import init_telemetry, exporter_status
+    handle = init_telemetry(app, engine, env=os.environ, service_name="my-api",
+                            service_version="1.2.3", skip_paths=("/metrics", "/health"))
+    logins = handle.meter.create_counter("my_api.logins")
+    ...
+    exporter_status(app)  # -> {"metrics_exporter": {...}, "trace_exporter": {...}}
+
+Configuration (standard OpenTelemetry variables; `env` is usually os.environ):
+
+- `OTEL_SDK_DISABLED=true`: nothing is set up; `/metrics` is not served (404) and the meter is a
+  no-op, so the app works unchanged.
+- `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, or `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`: where
+  spans go over OTLP/HTTP protobuf. Unset: spans are still made (logs carry their ids) but not sent.
+- `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)`, `OTEL_BSP_*`:
+  honoured by the SDK as the specification says.
+- `METRICS_TOKEN`: when set, `/metrics` needs `Authorization: Bearer <token>`.
+
+Providers are built once per process and reused, so calling this for many apps (as tests do) is
+harmless; the last call decides where spans go. This package never imports the app it instruments.
 """
 
-from .logs import configure_logging
+from __future__ import annotations
 
-__all__ = ["configure_logging"]
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from flask import Flask
+from opentelemetry.metrics import Meter, NoOpMeter
+from sqlalchemy.engine import Engine
+
+from .config import TelemetryConfig
+from .flask_app import instrument_flask, opt_in_to_stable_http_semconv
+from .logs import configure_logging
+from .prometheus import METRICS_PATH, add_metrics_route
+from .providers import Providers, get_providers
+from .timestamps import iso_utc
+
+__all__ = ["Telemetry", "configure_logging", "exporter_status", "init_telemetry"]
+
+_EXTENSION = "telemetry"
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """What an app gets back: a meter for its own instruments, and the providers (None if off)."""
+
+    meter: Meter
+    providers: Providers | None
+
+
+def init_telemetry(
+    app: Flask,
+    engine: Engine | None,
+    *,
+    env: Mapping[str, str],
+    service_name: str,
+    service_version: str,
+    skip_paths: tuple[str, ...] = (METRICS_PATH,),
+) -> Telemetry:
+    """Instrument `app` (and `engine`), serve /metrics, and return the app's meter."""
+    config = TelemetryConfig.from_mapping(env)
+    if config.disabled:
+        handle = Telemetry(meter=NoOpMeter("telemetry"), providers=None)
+        app.extensions[_EXTENSION] = handle
+        return handle
+
+    opt_in_to_stable_http_semconv()
+    providers = get_providers(service_name, service_version)
+    providers.span_exporter.set_endpoint(config.traces_endpoint)
+    add_metrics_route(app, providers, config.metrics_token)
+    instrument_flask(
+        app, providers.tracer_provider, providers.meter_provider, (METRICS_PATH, *skip_paths)
+    )
+    if engine is not None:
+        from .database import instrument_engine
+
+        instrument_engine(engine, providers.tracer_provider, providers.meter_provider)
+
+    handle = Telemetry(meter=providers.meter_provider.get_meter(service_name), providers=providers)
+    app.extensions[_EXTENSION] = handle
+    return handle
+
+
+def exporter_status(app: Flask) -> dict[str, dict]:
+    """The exporters' state for /health: `up`, `down` or `disabled`, with their numbers."""
+    handle: Telemetry | None = app.extensions.get(_EXTENSION)
+    if handle is None or handle.providers is None:
+        return {
+            "metrics_exporter": {"status": "disabled"},
+            "trace_exporter": {"status": "disabled"},
+        }
+    scrapes = handle.providers.scrape_stats
+    return {
+        "metrics_exporter": {
+            "status": "up",
+            "scrapes": scrapes.scrapes,
+            "last_scrape": iso_utc(scrapes.last_scrape),
+        },
+        "trace_exporter": handle.providers.span_exporter.status(),
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from apiflask import APIBlueprint, abort
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +16,7 @@ from ...schemas import LoginIn, TokenOut, UserIn, UserOut
 from ...tokens import issue_token
 
 bp = APIBlueprint("users", __name__, tag="Users")
+log = logging.getLogger(__name__)
 
 # A real bcrypt hash checked when the user does not exist, so both failures cost the same time.
 _DUMMY_PASSWORD = "not-a-real-password"
@@ -56,7 +59,9 @@ def login(data: dict) -> dict:
         ok = bcrypt.check_password_hash(user.password_hash, data["password"])
     record_login(ok)
     if not ok:
+        log.info("login failed")  # no name: it may be a password typed into the wrong field
         abort(401, "Wrong username or password.")
+    log.info("login succeeded for user %d", user.id)
     token, lifetime = issue_token(user.id)
     return {"access_token": token, "token_type": "Bearer", "expires_in": lifetime}
 

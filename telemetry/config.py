@@ -1,0 +1,31 @@
+"""The OpenTelemetry settings this package interprets itself, read from a mapping.
+
+The SDK reads the rest (OTEL_TRACES_SAMPLER, OTEL_BSP_*, OTEL_RESOURCE_ATTRIBUTES, ...) from the
+process environment as the specification says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+TRUE = frozenset({"true", "1", "yes", "on"})
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    disabled: bool
+    traces_endpoint: str | None
+    metrics_token: str | None
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> TelemetryConfig:
+        """Read OTEL_SDK_DISABLED, the OTLP traces endpoint (per the spec) and METRICS_TOKEN."""
+        endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or None
+        if endpoint is None and env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/traces"
+        return cls(
+            disabled=env.get("OTEL_SDK_DISABLED", "").strip().lower() in TRUE,
+            traces_endpoint=endpoint,
+            metrics_token=env.get("METRICS_TOKEN") or None,
+        )

@@ -1,0 +1,130 @@
+"""The process's OpenTelemetry providers, built once and reused by every app in the process.
+
+OpenTelemetry's global providers can be set only once, and a Prometheus collector registers in
+its registry only once; tests build many apps. So this module builds one TracerProvider, one
+MeterProvider and one Prometheus registry per process (again after a fork, whose threads die) and
+hands them to each app.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+from opentelemetry import metrics, trace
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+
+from .span_export import TrackedBatchSpanProcessor, TrackedSpanExporter
+
+
+@dataclass
+class ScrapeStats:
+    scrapes: int = 0
+    last_scrape: float | None = None
+
+
+@dataclass
+class Providers:
+    pid: int
+    resource: Resource
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    registry: CollectorRegistry
+    span_exporter: TrackedSpanExporter
+    scrape_stats: ScrapeStats = field(default_factory=ScrapeStats)
+
+
+_lock = threading.Lock()
+_providers: Providers | None = None
+
+
+def get_providers(service_name: str, service_version: str) -> Providers:
+    """Return this process's providers, building them on first use (or first use after a fork)."""
+    global _providers
+    with _lock:
+        if _providers is None or _providers.pid != os.getpid():
+            _providers = _build(service_name, service_version)
+        return _providers
+
+
+def _resource(service_name: str, service_version: str) -> Resource:
+    """Our defaults for service.name/version, overridden by OTEL_SERVICE_NAME and friends."""
+    from_env = OTELResourceDetector().detect().attributes
+    defaults = {"service.name": service_name, "service.version": service_version}
+    return Resource.create({k: v for k, v in defaults.items() if k not in from_env})
+
+
+def _build(service_name: str, service_version: str) -> Providers:
+    resource = _resource(service_name, service_version)
+    registry = CollectorRegistry(auto_describe=True)
+    reader = PrometheusMetricReader(scope_info_enabled=False, registry=registry)
+    # The Prometheus text format carries no exemplars, so collecting them is wasted work.
+    exemplars = (
+        None if os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER") else AlwaysOffExemplarFilter()
+    )
+    meter_provider = MeterProvider(
+        resource=resource, metric_readers=[reader], exemplar_filter=exemplars
+    )
+    span_exporter = TrackedSpanExporter()
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(TrackedBatchSpanProcessor(span_exporter))
+    _observe_export_stats(meter_provider, span_exporter)
+    _set_globals_once(tracer_provider, meter_provider)
+    return Providers(
+        pid=os.getpid(),
+        resource=resource,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        registry=registry,
+        span_exporter=span_exporter,
+    )
+
+
+def _observe_export_stats(meter_provider: MeterProvider, exporter: TrackedSpanExporter) -> None:
+    """Expose the trace exporter's score under the SDK self-monitoring names (semconv)."""
+    meter = meter_provider.get_meter("telemetry")
+
+    def exported(_options: CallbackOptions) -> list[Observation]:
+        stats = exporter.stats
+        return [Observation(stats.exported_spans, {})] + [
+            Observation(count, {"error.type": kind}) for kind, count in stats.failed_spans.items()
+        ]
+
+    def processed(_options: CallbackOptions) -> list[Observation]:
+        stats = exporter.stats
+        handed_over = stats.exported_spans + sum(stats.failed_spans.values())
+        return [
+            Observation(handed_over, {}),
+            Observation(stats.dropped_spans, {"error.type": "queue_full"}),
+        ]
+
+    meter.create_observable_counter(
+        "otel.sdk.exporter.span.exported",
+        callbacks=[exported],
+        unit="{span}",
+        description="Spans the OTLP exporter sent; error.type is set on failed exports.",
+    )
+    meter.create_observable_counter(
+        "otel.sdk.processor.span.processed",
+        callbacks=[processed],
+        unit="{span}",
+        description="Spans the batch processor handled; error.type=queue_full when dropped.",
+    )
+
+
+_globals_set = False
+
+
+def _set_globals_once(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
+    """Make the first providers global, so `trace.get_tracer()` in app code reaches them."""
+    global _globals_set
+    if not _globals_set:
+        trace.set_tracer_provider(tracer_provider)
+        metrics.set_meter_provider(meter_provider)
+        _globals_set = True
