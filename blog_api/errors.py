@@ -11,7 +11,7 @@ from apiflask import APIFlask, HTTPError
 from flask import Response, jsonify
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from werkzeug.exceptions import default_exceptions
+from werkzeug.exceptions import HTTPException, default_exceptions
 from werkzeug.http import HTTP_STATUS_CODES
 
 from .extensions import db
@@ -68,6 +68,12 @@ def _shape_http_error(error: HTTPError) -> Response:
     return error_response(error.status_code, message, details, dict(error.headers or {}))
 
 
+def _shape_werkzeug_error(exc: HTTPException) -> Response:
+    """Like APIFlask's handler, but keep the exception's own description as the message."""
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    return _shape_http_error(HTTPError(exc.code or 500, exc.description, headers=headers))
+
+
 def _database_unavailable(exc: Exception) -> Response:
     """Answer 503 with Retry-After when the database cannot be reached, never a 500 or a hang."""
     log.error("database unavailable: %s", exc.__class__.__name__)
@@ -85,5 +91,6 @@ def _database_unavailable(exc: Exception) -> Response:
 def init_app(app: APIFlask) -> None:
     """Route every error through the one shape."""
     app.error_processor(_shape_http_error)
+    app.register_error_handler(HTTPException, _shape_werkzeug_error)
     for exc_type in (OperationalError, InterfaceError, PoolTimeoutError):
         app.register_error_handler(exc_type, _database_unavailable)

@@ -7,6 +7,7 @@ credentials from a URL.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 import time
@@ -86,7 +87,11 @@ def _redis_check(url: str) -> Callable[[], dict]:
 
 def _run_checks(checks: dict[str, Callable[[], dict]]) -> dict[str, dict]:
     """Run every check at once; whatever is not back by the deadline is down."""
-    futures = {name: _executor().submit(check) for name, check in checks.items()}
+    # Each check runs in the request's context (copied): no stray root spans from its SQL.
+    futures = {
+        name: _executor().submit(contextvars.copy_context().run, check)
+        for name, check in checks.items()
+    }
     deadline = time.monotonic() + CHECK_DEADLINE_S
     results = {}
     for name, future in futures.items():

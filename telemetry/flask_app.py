@@ -8,6 +8,7 @@ statements a health check runs).
 from __future__ import annotations
 
 import os
+import re
 
 from flask import Flask
 from opentelemetry import context
@@ -45,6 +46,11 @@ class _SkipPaths:
         return self.instrumented(environ, start_response)
 
 
+def _url_pattern(path: str) -> str:
+    """A regex for the full URL of `path` and anything below it (the instrumentation's format)."""
+    return rf"^[a-z]+://[^/]+{re.escape(path.rstrip('/'))}(/[^?]*)?(\?.*)?$"
+
+
 def instrument_flask(
     app: Flask,
     tracer_provider: TracerProvider,
@@ -59,7 +65,11 @@ def instrument_flask(
     set_global_response_propagator(TraceResponsePropagator())
     plain = app.wsgi_app
     FlaskInstrumentor.instrument_app(
-        app, tracer_provider=tracer_provider, meter_provider=meter_provider
+        app,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        # The span is started by a before_request hook that the WSGI bypass cannot reach.
+        excluded_urls=",".join(_url_pattern(path) for path in skip_paths),
     )
     # Start the span before any other before_request hook, so a request one of them aborts
     # (a 400 for a bad body, say) is still traced.

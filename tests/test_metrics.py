@@ -1,0 +1,196 @@
+"""/metrics: a real scrape after real traffic, parsed with prometheus_client's parser."""
+
+import random
+import string
+import subprocess
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from blog_api import create_app
+
+from .conftest import PASSWORD, assert_error
+from .services import require_binary
+
+DURATION = "http_server_request_duration_seconds"
+
+
+def scrape(client, headers=None) -> dict:
+    """{family name: [samples]} from one scrape, checking the exposition content type."""
+    response = client.get("/metrics", headers=headers or {})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    return {f.name: f.samples for f in text_string_to_metric_families(response.get_data(True))}
+
+
+def value(families, family, sample_name, **labels) -> float:
+    """The sample's value, or 0 if the series does not exist yet."""
+    for sample in families.get(family, []):
+        if sample.name == sample_name and all(sample.labels.get(k) == v for k, v in labels.items()):
+            return sample.value
+    return 0.0
+
+
+def count(families, **labels) -> float:
+    return sum(
+        s.value
+        for s in families.get(DURATION, [])
+        if s.name == DURATION + "_count" and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_request_histogram_by_route_template_method_and_status(client, auth_headers):
+    before = scrape(client)
+    post = client.post("/api/v1/posts", json={"title": "t", "body": "b"}, headers=auth_headers)
+    for _ in range(3):
+        client.get(f"/api/v1/posts/{post.get_json()['id']}")
+    client.get("/api/v1/posts/999999")
+    after = scrape(client)
+
+    item = "/api/v1/posts/<int:post_id>"
+    assert (
+        count(after, http_route=item, http_request_method="GET", http_response_status_code="200")
+        - count(before, http_route=item, http_request_method="GET", http_response_status_code="200")
+        == 3
+    )
+    assert (
+        count(after, http_route=item, http_response_status_code="404")
+        - count(before, http_route=item, http_response_status_code="404")
+        == 1
+    )
+    assert (
+        count(
+            after,
+            http_route="/api/v1/posts",
+            http_request_method="POST",
+            http_response_status_code="201",
+        )
+        - count(
+            before,
+            http_route="/api/v1/posts",
+            http_request_method="POST",
+            http_response_status_code="201",
+        )
+        == 1
+    )
+
+    buckets = [
+        s
+        for s in after[DURATION]
+        if s.name == DURATION + "_bucket" and s.labels.get("http_route") == item
+    ]
+    bounds = sorted({float(s.labels["le"]) for s in buckets})
+    assert bounds[0] == 0.005 and bounds[-2] == 10.0 and bounds[-1] == float("inf")
+    assert all(not k.startswith("otel_scope") for s in after[DURATION] for k in s.labels)
+
+
+def test_login_counter_counts_each_outcome_exactly_once(client, users):
+    users.register("alice")
+    before = scrape(client)
+    for _ in range(3):
+        client.post("/api/v1/users/login", json={"username": "alice", "password": PASSWORD})
+    for wrong in (
+        {"username": "alice", "password": "wrong-one"},
+        {"username": "nobody", "password": PASSWORD},
+    ):
+        client.post("/api/v1/users/login", json=wrong)
+    client.post("/api/v1/users/login", json={"username": "alice"})  # 422: no credentials checked
+    after = scrape(client)
+
+    def delta(outcome):
+        return value(after, "blog_api_logins", "blog_api_logins_total", outcome=outcome) - value(
+            before, "blog_api_logins", "blog_api_logins_total", outcome=outcome
+        )
+
+    assert (delta("success"), delta("failure")) == (3, 2)
+
+
+def test_target_info_names_the_service(client):
+    info = scrape(client)["target_info"][0]
+    assert info.name == "target_info"
+    assert info.labels["service_name"] == "blog-api"
+    assert info.labels["service_version"] == "0.1.0"
+
+
+def _series(families) -> set:
+    return {(s.name, tuple(sorted(s.labels.items()))) for f in families.values() for s in f}
+
+
+def _random_parts(paths) -> set[str]:
+    return {part for path in paths for part in path.split("/") if len(part) >= 7}
+
+
+def test_no_raw_path_in_any_label_and_series_stay_flat(app, client):
+    rng = random.Random(7)
+
+    def junk() -> str:
+        return "".join(rng.choices(string.ascii_lowercase + string.digits, k=12))
+
+    for _ in range(20):  # warm up every series the traffic below can create
+        client.get(f"/{junk()}")
+        client.get(f"/api/v1/posts/{rng.randint(10**6, 10**7)}")
+    baseline = _series(scrape(client))
+    paths = []
+    for _ in range(300):
+        paths += [
+            f"/{junk()}",
+            f"/api/v1/{junk()}/{junk()}",
+            f"/api/v1/posts/{rng.randint(10**6, 10**7)}",
+        ]
+    for path in paths:
+        client.get(path)
+    families = scrape(client)
+    assert _series(families) == baseline
+    label_values = {v for f in families.values() for s in f for v in s.labels.values()}
+    assert not any(path in label_values for path in paths)
+    # every route label is a URL rule (templates, not paths); this process's other test apps
+    # add their own rules, so compare against rule syntax rather than this app's map
+    rules = {rule.rule for rule in app.url_map.iter_rules()}
+    for route in {s.labels.get("http_route", "") for s in families[DURATION]} - rules - {""}:
+        assert not any(segment.isdigit() for segment in route.split("/")), route
+    assert not any(part in v for part in _random_parts(paths) for v in label_values)
+
+
+def test_operations_endpoints_are_not_api_traffic(client):
+    scrape(client)
+    for path in ("/health", "/health/live", "/health/ready", "/metrics"):
+        client.get(path)
+    families = scrape(client)
+    routes = {s.labels.get("http_route") for s in families[DURATION]}
+    assert not any(r and (r.startswith("/health") or r == "/metrics") for r in routes)
+    # the scrape in flight is not an active request either
+    assert all(s.value == 0 for s in families["http_server_active_requests"])
+
+
+def test_metrics_token_guards_the_scrape(app_config):
+    app = create_app({**app_config, "METRICS_TOKEN": "s3cret-token"})
+    client = app.test_client()
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-token"}):
+        response = client.get("/metrics", headers=headers)
+        assert "METRICS_TOKEN" in assert_error(response, 401)["message"]
+        assert "s3cret-token" not in response.get_data(as_text=True)
+    assert "target_info" in scrape(client, {"Authorization": "Bearer s3cret-token"})
+
+
+def test_sdk_disabled_means_no_metrics_and_a_working_api(app_config):
+    app = create_app({**app_config, "OTEL_SDK_DISABLED": "true"})
+    client = app.test_client()
+    assert_error(client.get("/metrics"), 404)
+    assert client.get("/api/v1/posts").status_code == 200
+    assert "traceresponse" not in client.get("/api/v1/posts").headers
+    health = client.get("/health").get_json()
+    assert health["checks"]["metrics_exporter"]["status"] == "disabled"
+    assert health["checks"]["trace_exporter"]["status"] == "disabled"
+    assert health["status"] == "healthy"
+
+
+@pytest.mark.prometheus
+def test_promtool_accepts_a_live_scrape(client, auth_headers, tmp_path):
+    promtool = require_binary("promtool")
+    client.post("/api/v1/posts", json={"title": "t", "body": "b"}, headers=auth_headers)
+    client.get("/nope")
+    text = client.get("/metrics").get_data()
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()

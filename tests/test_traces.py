@@ -1,0 +1,190 @@
+"""Traces: real spans sent over OTLP/HTTP to a real receiver, decoded from protobuf."""
+
+import io
+import json
+import logging
+import re
+import socket
+import time
+
+import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from blog_api import create_app
+from telemetry.logs import JsonFormatter
+
+from .otlp_receiver import OTLPReceiver, span_attributes
+
+TRACERESPONSE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+@pytest.fixture
+def receiver():
+    with OTLPReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def traced_app(app_config, receiver):
+    app = create_app({**app_config, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint})
+    yield app
+
+
+def flush(app) -> None:
+    assert app.extensions["telemetry"].providers.tracer_provider.force_flush(5000)
+
+
+def trace_id_of(response) -> str:
+    match = TRACERESPONSE.match(response.headers["traceresponse"])
+    assert match, response.headers["traceresponse"]
+    assert int(match.group(3), 16) & 0x01, "sampled flag"
+    return match.group(1)
+
+
+def test_request_makes_a_server_span_with_sql_children(traced_app, receiver):
+    client = traced_app.test_client()
+    client.post(
+        "/api/v1/users/register",
+        json={"username": "alice", "email": "a@example.org", "password": "password1"},
+    )
+    headers = {
+        "Authorization": "Bearer "
+        + client.post(
+            "/api/v1/users/login", json={"username": "alice", "password": "password1"}
+        ).get_json()["access_token"]
+    }
+    post_id = client.post(
+        "/api/v1/posts", json={"title": "t", "body": "b"}, headers=headers
+    ).get_json()["id"]
+
+    response = client.get(f"/api/v1/posts/{post_id}")
+    trace_id = trace_id_of(response)
+    flush(traced_app)
+    spans = receiver.spans_of_trace(trace_id)
+
+    servers = [s for s in spans if s.kind == Span.SPAN_KIND_SERVER]
+    assert len(servers) == 1
+    server = servers[0]
+    assert server.name == "GET /api/v1/posts/<int:post_id>"
+    attrs = span_attributes(server)
+    assert attrs["http.route"] == "/api/v1/posts/<int:post_id>"
+    assert attrs["http.request.method"] == "GET"
+    assert attrs["http.response.status_code"] == 200
+    assert response.headers["traceresponse"].split("-")[2] == server.span_id.hex()
+
+    # The SQLAlchemy instrumentation: fails if DB spans vanish after an upgrade (it silently
+    # does nothing on SQLAlchemy 2.1 in 0.66b1).
+    sql = [s for s in spans if s.kind == Span.SPAN_KIND_CLIENT]
+    assert sql, "no SQL spans: is the SQLAlchemy instrumentation still working?"
+    for span in sql:
+        assert span.parent_span_id == server.span_id
+        attrs = span_attributes(span)
+        assert attrs["db.system"] in ("sqlite", "postgresql")
+        assert "SELECT" in attrs["db.statement"] and "posts" in attrs["db.statement"]
+        assert "traceparent" not in attrs["db.statement"]  # sqlcommenter stays off
+
+    resources = [res for res, s in receiver.spans() if s.trace_id.hex() == trace_id]
+    assert all(res["service.name"] == "blog-api" for res in resources)
+    assert all(res["service.version"] == "0.1.0" for res in resources)
+    assert "application/x-protobuf" in receiver.content_types[0]
+
+
+def test_incoming_traceparent_is_continued(traced_app, receiver):
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    response = traced_app.test_client().get(
+        "/api/v1/posts", headers={"traceparent": f"00-{trace_id}-{parent}-01"}
+    )
+    assert trace_id_of(response) == trace_id
+    flush(traced_app)
+    server = next(s for s in receiver.spans_of_trace(trace_id) if s.kind == Span.SPAN_KIND_SERVER)
+    assert server.parent_span_id.hex() == parent
+    assert server.name == "GET /api/v1/posts"
+
+
+def test_every_api_response_carries_traceresponse_even_errors(traced_app):
+    client = traced_app.test_client()
+    for response in (
+        client.get("/api/v1/posts"),
+        client.get("/nope"),
+        client.post("/api/v1/posts", data="{", content_type="application/json"),
+        client.delete("/api/v1/posts"),
+    ):
+        trace_id_of(response)
+
+
+def test_log_lines_of_a_request_carry_its_trace_and_span_ids(traced_app, receiver):
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger().addHandler(handler)
+    level = logging.getLogger("blog_api").level
+    logging.getLogger("blog_api").setLevel(logging.INFO)
+    try:
+        response = traced_app.test_client().post(
+            "/api/v1/users/login", json={"username": "nobody", "password": "password1"}
+        )
+    finally:
+        logging.getLogger().removeHandler(handler)
+        logging.getLogger("blog_api").setLevel(level)
+    trace_id = trace_id_of(response)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    login_lines = [line for line in lines if line["message"] == "login failed"]
+    assert len(login_lines) == 1
+    assert login_lines[0]["trace_id"] == trace_id
+    assert login_lines[0]["span_id"] == response.headers["traceresponse"].split("-")[2]
+    assert login_lines[0]["level"] == "INFO"
+
+
+def test_operations_paths_make_no_spans(traced_app, receiver):
+    client = traced_app.test_client()
+    for path in ("/metrics", "/health", "/health/live", "/health/ready"):
+        assert "traceresponse" not in client.get(path).headers
+    flush(traced_app)
+    names = {s.name for _, s in receiver.spans()}
+    assert not any("health" in n or "metrics" in n for n in names)
+    assert not any(n in ("SELECT", "connect") for n in names)  # the health check's SQL
+
+
+def _closed_endpoint() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1/traces"
+
+
+def _request_times(client, n=20) -> list[float]:
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        assert client.get("/api/v1/posts").status_code == 200
+        times.append(time.perf_counter() - started)
+    return times
+
+
+@pytest.mark.parametrize("collector", ["closed port", "hanging"])
+def test_broken_collector_degrades_health_but_never_slows_requests(app_config, collector):
+    with OTLPReceiver(mode="hang") as hanging:
+        endpoint = hanging.endpoint if collector == "hanging" else _closed_endpoint()
+        app = create_app({**app_config, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint})
+        client = app.test_client()
+        provider = app.extensions["telemetry"].providers.tracer_provider
+        _request_times(client, 5)
+        provider.force_flush(100)  # wake the exporter now rather than in 5 s
+
+        # Requests do not wait for the exporter: far below its 10 s timeout, one by one.
+        assert max(_request_times(client)) < 1.0
+
+        deadline = time.monotonic() + 8
+        while True:
+            health = client.get("/health")
+            exporter = health.get_json()["checks"]["trace_exporter"]
+            if exporter["status"] == "down" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert health.status_code == 200
+        body = health.get_json()
+        assert body["status"] == "degraded"
+        assert exporter["status"] == "down"
+        assert exporter["last_error"]
+        assert exporter["endpoint"] == endpoint
+        assert body["checks"]["database"]["status"] == "up"
