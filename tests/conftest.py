@@ -5,6 +5,9 @@ Every API test runs twice: on a fresh SQLite file and on the real PostgreSQL at 
 
 from __future__ import annotations
 
+import socket
+import threading
+
 import pytest
 import sqlalchemy as sa
 
@@ -131,3 +134,36 @@ def assert_error(response, status: int) -> dict:
     assert isinstance(body["message"], str) and body["message"]
     assert set(body) <= {"error", "message", "details"}
     return body
+
+
+@pytest.fixture
+def closed_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens once the socket is closed
+
+
+@pytest.fixture
+def hanging_port():
+    """A server that accepts connections and never says a word."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held, stop = [], threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()

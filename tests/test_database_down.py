@@ -1,7 +1,5 @@
 """A database that refuses or hangs gets a 503 with Retry-After in under 3 s, never a hang."""
 
-import socket
-import threading
 import time
 
 import pytest
@@ -9,39 +7,6 @@ import pytest
 from blog_api import create_app
 
 from .conftest import SECRET, assert_error
-
-
-@pytest.fixture
-def closed_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # nothing listens once the socket is closed
-
-
-@pytest.fixture
-def hanging_port():
-    """A server that accepts connections and never says a word."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held, stop = [], threading.Event()
-
-    def accept():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
 
 
 def _app_on(port: int):

@@ -1,0 +1,133 @@
+"""/health tells the truth, fast: database, Redis, exporters; 503 only for the dependencies."""
+
+import re
+import time
+
+import pytest
+import redis
+
+from blog_api import create_app
+
+from .conftest import SECRET
+from .services import REDIS_URL, missing, port_open
+
+ISO_Z = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=1, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        missing(f"Redis is not reachable at {REDIS_URL}: {exc}")
+    return REDIS_URL
+
+
+def test_live_checks_nothing(client):
+    response = client.get("/health/live")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "healthy"}
+
+
+@pytest.mark.parametrize("path", ["/health", "/health/ready"])
+def test_healthy_answer_has_the_documented_shape(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert set(body) == {"status", "checks", "version", "uptime_s"}
+    assert body["status"] == "healthy"
+    assert body["version"] == "0.1.0"
+    assert body["uptime_s"] >= 0
+    checks = body["checks"]
+    assert set(checks) == {"database", "redis", "metrics_exporter", "trace_exporter"}
+    assert checks["database"]["status"] == "up"
+    assert checks["database"]["latency_ms"] >= 0
+    assert checks["redis"] == {"status": "disabled"}
+    assert checks["metrics_exporter"]["status"] == "up"
+    assert checks["trace_exporter"]["status"] == "disabled"
+
+
+def test_metrics_exporter_counts_scrapes(client):
+    before = client.get("/health").get_json()["checks"]["metrics_exporter"]["scrapes"]
+    client.get("/metrics")
+    client.get("/metrics")
+    exporter = client.get("/health").get_json()["checks"]["metrics_exporter"]
+    assert exporter["scrapes"] == before + 2
+    assert re.match(ISO_Z, exporter["last_scrape"])
+
+
+def test_redis_is_checked_when_configured(app_config, redis_url):
+    client = create_app({**app_config, "REDIS_URL": redis_url}).test_client()
+    body = client.get("/health").get_json()
+    assert body["status"] == "healthy"
+    assert body["checks"]["redis"]["status"] == "up"
+    assert body["checks"]["redis"]["latency_ms"] >= 0
+
+
+def test_redis_down_is_unhealthy_and_keeps_its_password_secret(app_config, closed_port):
+    url = f"redis://:hunter2-secret@127.0.0.1:{closed_port}/0"
+    client = create_app({**app_config, "REDIS_URL": url}).test_client()
+    response = client.get("/health")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "unhealthy"
+    assert body["checks"]["redis"]["status"] == "down"
+    assert body["checks"]["redis"]["error"]
+    assert body["checks"]["database"]["status"] == "up"
+    assert "hunter2" not in response.get_data(as_text=True)
+    assert client.get("/health/live").status_code == 200
+
+
+def _down_app(port: int, password: str = "pg-secret-pw"):
+    return create_app(
+        {
+            "DATABASE_URL": f"postgresql://postgres:{password}@127.0.0.1:{port}/test",
+            "SECRET_KEY": SECRET,
+            "LOG_LEVEL": "CRITICAL",
+        }
+    )
+
+
+@pytest.mark.parametrize("server", ["closed_port", "hanging_port"])
+def test_database_down_is_503_unhealthy_within_3_seconds(request, server):
+    client = _down_app(request.getfixturevalue(server)).test_client()
+    started = time.monotonic()
+    response = client.get("/health")
+    elapsed = time.monotonic() - started
+    assert elapsed < 3.0, elapsed
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "unhealthy"
+    assert body["checks"]["database"]["status"] == "down"
+    assert body["checks"]["database"]["error"]
+    assert "pg-secret-pw" not in response.get_data(as_text=True)
+    assert client.get("/health/live").status_code == 200
+
+
+def test_hanging_redis_and_database_together_still_answer_within_2_seconds(
+    hanging_port,
+):
+    app = create_app(
+        {
+            "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{hanging_port}/test",
+            "REDIS_URL": f"redis://127.0.0.1:{hanging_port}/0",
+            "SECRET_KEY": SECRET,
+            "LOG_LEVEL": "CRITICAL",
+        }
+    )
+    client = app.test_client()
+    for _ in range(3):  # stuck checks from earlier calls must not pile up into a hang
+        started = time.monotonic()
+        response = client.get("/health")
+        assert time.monotonic() - started < 2.0
+        assert response.status_code == 503
+        checks = response.get_json()["checks"]
+        assert checks["database"]["status"] == checks["redis"]["status"] == "down"
+
+
+@pytest.mark.postgres
+def test_real_postgres_health(postgres_url):
+    client = create_app({"DATABASE_URL": postgres_url, "SECRET_KEY": SECRET}).test_client()
+    body = client.get("/health").get_json()
+    assert body["checks"]["database"]["status"] == "up"
+    assert port_open("127.0.0.1", 5432)
