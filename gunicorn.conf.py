@@ -17,3 +17,37 @@ keepalive = 5
 # Bound how long a worker lives, so a slow leak cannot grow forever (0: never recycle).
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10
+
+
+# With more than one worker, each scrape must report every worker's counts, not one worker's
+# share: the hooks below share metric snapshots through a directory (see telemetry.multiprocess).
+def on_starting(server):
+    from telemetry import multiprocess
+
+    server.metrics_dir = multiprocess.prepare(server.cfg.workers)
+
+
+def worker_exit(server, worker):
+    from telemetry import multiprocess
+
+    multiprocess.worker_exiting(worker.pid)
+
+
+def child_exit(server, worker):
+    from telemetry import multiprocess
+
+    multiprocess.fold_exited_worker(worker.pid)
+
+
+def on_exit(server):
+    from telemetry import multiprocess
+
+    multiprocess.cleanup(getattr(server, "metrics_dir", None))
+
+
+# gunicorn 24+ opens a control socket at one per-user path, which a second gunicorn on the same
+# machine (another app, a test) takes over. Off unless a path is given.
+if os.environ.get("GUNICORN_CONTROL_SOCKET"):
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
+else:
+    control_socket_disable = True

@@ -18,6 +18,8 @@ Configuration (standard OpenTelemetry variables; `env` is usually os.environ):
 - `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)`, `OTEL_BSP_*`:
   honoured by the SDK as the specification says.
 - `METRICS_TOKEN`: when set, `/metrics` needs `Authorization: Bearer <token>`.
+- `METRICS_MULTIPROCESS_DIR`: merge the metrics of every worker process (see `multiprocess`);
+  gunicorn.conf.py sets it by itself when it starts more than one worker.
 
 Providers are built once per process and reused, so calling this for many apps (as tests do) is
 harmless; the last call decides where spans go. This package never imports the app it instruments.
@@ -35,6 +37,7 @@ from sqlalchemy.engine import Engine
 from .config import TelemetryConfig
 from .flask_app import instrument_flask, opt_in_to_stable_http_semconv
 from .logs import configure_logging
+from .multiprocess import start_worker
 from .prometheus import METRICS_PATH, add_metrics_route
 from .providers import Providers, get_providers
 from .timestamps import iso_utc
@@ -71,7 +74,10 @@ def init_telemetry(
     opt_in_to_stable_http_semconv()
     providers = get_providers(service_name, service_version)
     providers.span_exporter.set_endpoint(config.traces_endpoint)
-    add_metrics_route(app, providers, config.metrics_token)
+    collect = None
+    if config.multiprocess_dir:
+        collect = start_worker(config.multiprocess_dir, providers.collect).collect_merged
+    add_metrics_route(app, providers, config.metrics_token, collect)
     instrument_flask(
         app, providers.tracer_provider, providers.meter_provider, (METRICS_PATH, *skip_paths)
     )

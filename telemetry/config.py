@@ -17,6 +17,7 @@ class TelemetryConfig:
     disabled: bool
     traces_endpoint: str | None
     metrics_token: str | None
+    multiprocess_dir: str | None
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> TelemetryConfig:
@@ -28,4 +29,5 @@ class TelemetryConfig:
             disabled=env.get("OTEL_SDK_DISABLED", "").strip().lower() in TRUE,
             traces_endpoint=endpoint,
             metrics_token=env.get("METRICS_TOKEN") or None,
+            multiprocess_dir=env.get("METRICS_MULTIPROCESS_DIR") or None,
         )

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Callable
 
 from flask import Flask, Response, request
-from prometheus_client import generate_latest
+from prometheus_client import Metric, generate_latest
 from werkzeug.exceptions import Unauthorized
 
 from .providers import Providers
@@ -20,9 +21,25 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 METRICS_PATH = "/metrics"
 
 
-def add_metrics_route(app: Flask, providers: Providers, token: str | None) -> None:
-    """Serve `/metrics` from `providers.registry`, guarded by `token` when one is set."""
+class _Families:
+    """What `generate_latest` needs: something whose collect() yields metric families."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Metric]:
+        return self.families
+
+
+def add_metrics_route(
+    app: Flask,
+    providers: Providers,
+    token: str | None,
+    collect: Callable[[], list[Metric]] | None = None,
+) -> None:
+    """Serve `/metrics` (from `collect`, by default this process's registry), behind `token`."""
     expected = f"Bearer {token}".encode() if token else None
+    collect = collect or providers.collect
 
     def metrics() -> Response:
         if expected is not None:
@@ -32,7 +49,7 @@ def add_metrics_route(app: Flask, providers: Providers, token: str | None) -> No
                     "Scraping /metrics needs Authorization: Bearer <METRICS_TOKEN>.",
                     www_authenticate='Bearer realm="metrics"',
                 )
-        body = generate_latest(providers.registry)
+        body = generate_latest(_Families(collect()))
         stats = providers.scrape_stats
         stats.scrapes += 1
         stats.last_scrape = time.time()

@@ -18,7 +18,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Metric
 
 from .span_export import TrackedBatchSpanProcessor, TrackedSpanExporter
 
@@ -38,6 +38,16 @@ class Providers:
     registry: CollectorRegistry
     span_exporter: TrackedSpanExporter
     scrape_stats: ScrapeStats = field(default_factory=ScrapeStats)
+    _collect_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def collect(self) -> list[Metric]:
+        """This process's metric families, one collection at a time.
+
+        The OTel Prometheus reader queues each collection's data and drains the queue when
+        collected; two collections at once could each drain both and repeat samples.
+        """
+        with self._collect_lock:
+            return list(self.registry.collect())
 
 
 _lock = threading.Lock()

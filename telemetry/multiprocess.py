@@ -1,0 +1,219 @@
+"""Exact /metrics when several worker processes share one port (gunicorn `-w N`).
+
+The OpenTelemetry SDK keeps its metrics inside each process, so a scrape answered by one worker
+would report only that worker's share. Here every worker writes a snapshot of its own collection
+(the same samples its /metrics would show) to a shared directory every `interval` seconds and when
+it exits; the worker answering a scrape merges its live numbers with the other workers' snapshots:
+
+- counters and histograms are summed per label set, including the totals of workers that exited
+  (the master folds an exited worker's last snapshot into `archive.json`), so totals never go down;
+- gauges (active requests, pool usage) are summed over live workers only;
+- `target_info` appears once, without the per-process `service_instance_id`.
+
+Files: one `worker-<pid>.json` per live worker plus `archive.json`, however many workers have come
+and gone. A snapshot is at most `interval` old (0.5 s by default), which is the staleness bound of a
+scrape; a worker that is SIGKILLed loses at most its last `interval` of counts.
+
+Switch it on with `METRICS_MULTIPROCESS_DIR=/some/empty/dir`; `gunicorn.conf.py` does so by itself
+(a fresh temporary directory) when it starts more than one worker, through the hooks below. In a
+single process nothing here runs.
+
+This module imports no OpenTelemetry code: the gunicorn master imports it for its hooks.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+
+from prometheus_client import Metric
+
+ENV_DIR = "METRICS_MULTIPROCESS_DIR"
+ENV_INTERVAL = "METRICS_SNAPSHOT_INTERVAL"
+DEFAULT_INTERVAL_S = 0.5
+ARCHIVE = "archive.json"
+LOCK = ".lock"
+_WORKER_PREFIX = "worker-"
+_TMP_PREFIX = "telemetry-metrics-"
+_DROP_FROM_INFO = frozenset({"service_instance_id"})
+
+log = logging.getLogger(__name__)
+
+# A snapshot: [[family name, type, help, unit, [[sample name, {labels}, value], ...]], ...]
+Snapshot = list
+
+
+def to_snapshot(families: Iterable[Metric]) -> Snapshot:
+    return [
+        [f.name, f.type, f.documentation, f.unit, [[s.name, s.labels, s.value] for s in f.samples]]
+        for f in families
+    ]
+
+
+@contextmanager
+def _locked(directory: str, mode: int):
+    """Readers share the lock; the master folding a dead worker takes it alone."""
+    with open(os.path.join(directory, LOCK), "a+") as handle:
+        fcntl.flock(handle, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_atomically(path: str, snapshot: Snapshot) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(snapshot, handle, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _read(path: str) -> Snapshot:
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return []
+
+
+def merge(own: Snapshot, live: list[Snapshot], archived: Snapshot) -> list[Metric]:
+    """Sum every source per sample; gauges from live processes only; info from `own` only."""
+    families: dict[str, list] = {}
+    samples: dict[str, dict[tuple, list]] = {}
+
+    def add(snapshot: Snapshot, is_live: bool, is_own: bool) -> None:
+        for name, typ, documentation, unit, rows in snapshot:
+            if typ == "gauge" and not is_live or typ == "info" and not is_own:
+                continue
+            families.setdefault(name, [typ, documentation, unit])
+            merged = samples.setdefault(name, {})
+            for sample_name, labels, value in rows:
+                if typ == "info":
+                    labels = {k: v for k, v in labels.items() if k not in _DROP_FROM_INFO}
+                key = (sample_name, tuple(sorted(labels.items())))
+                if key in merged:
+                    merged[key][2] += value
+                else:
+                    merged[key] = [sample_name, labels, value]
+
+    add(own, is_live=True, is_own=True)
+    for snapshot in live:
+        add(snapshot, is_live=True, is_own=False)
+    add(archived, is_live=False, is_own=False)
+
+    result = []
+    for name, (typ, documentation, unit) in families.items():
+        metric = Metric(name, documentation, typ, unit)
+        for sample_name, labels, value in samples[name].values():
+            metric.add_sample(sample_name, labels, value)
+        result.append(metric)
+    return result
+
+
+class WorkerMetrics:
+    """One worker's side: write snapshots of `collect()` and merge the others' at scrape time."""
+
+    def __init__(self, directory: str, collect: Callable[[], Iterable[Metric]], interval: float):
+        self.directory = directory
+        self.interval = interval
+        self._collect = collect
+        self._pid = os.getpid()
+        self._path = os.path.join(directory, f"{_WORKER_PREFIX}{self._pid}.json")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="metrics-snapshot", daemon=True)
+
+    def start(self) -> None:
+        self.write_snapshot()
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.write_snapshot()
+            except Exception:  # noqa: BLE001 - keep snapshotting; the next one may work
+                log.exception("could not write the metrics snapshot")
+
+    def write_snapshot(self) -> None:
+        _write_atomically(self._path, to_snapshot(self._collect()))
+
+    def stop(self) -> None:
+        """Write a last snapshot (the worker is exiting) and stop the thread."""
+        self._stop.set()
+        self.write_snapshot()
+
+    def collect_merged(self) -> list[Metric]:
+        own = to_snapshot(self._collect())
+        with _locked(self.directory, fcntl.LOCK_SH):
+            others = [
+                _read(os.path.join(self.directory, name))
+                for name in os.listdir(self.directory)
+                if name.startswith(_WORKER_PREFIX) and name != os.path.basename(self._path)
+            ]
+            archived = _read(os.path.join(self.directory, ARCHIVE))
+        return merge(own, others, archived)
+
+
+# --- the gunicorn master's side ----------------------------------------------------------------
+
+_current: WorkerMetrics | None = None
+
+
+def start_worker(directory: str, collect: Callable[[], Iterable[Metric]]) -> WorkerMetrics:
+    """Start snapshotting this process's metrics into `directory` (once per process)."""
+    global _current
+    if _current is None or _current._pid != os.getpid():
+        interval = float(os.environ.get(ENV_INTERVAL, DEFAULT_INTERVAL_S))
+        _current = WorkerMetrics(directory, collect, interval)
+        _current.start()
+    return _current
+
+
+def prepare(workers: int) -> str | None:
+    """In the master before forking: choose (and empty) the directory when it is needed."""
+    directory = os.environ.get(ENV_DIR)
+    if not directory and workers <= 1:
+        return None
+    if not directory:
+        directory = tempfile.mkdtemp(prefix=_TMP_PREFIX)
+        os.environ[ENV_DIR] = directory
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    for name in os.listdir(directory):
+        if name.startswith(_WORKER_PREFIX) or name in (ARCHIVE, LOCK) or name.startswith(".tmp-"):
+            os.unlink(os.path.join(directory, name))
+    return directory
+
+
+def worker_exiting(pid: int) -> None:
+    """In a worker that is about to exit: write its final numbers."""
+    if _current is not None and _current._pid == pid == os.getpid():
+        _current.stop()
+
+
+def fold_exited_worker(pid: int) -> None:
+    """In the master after a worker exited: add its counters to the archive, drop its file."""
+    directory = os.environ.get(ENV_DIR)
+    path = os.path.join(directory or "", f"{_WORKER_PREFIX}{pid}.json")
+    if not directory or not os.path.exists(path):
+        return
+    with _locked(directory, fcntl.LOCK_EX):
+        archive_path = os.path.join(directory, ARCHIVE)
+        counters = [f for f in _read(path) if f[1] not in ("gauge", "info")]
+        _write_atomically(archive_path, to_snapshot(merge(counters, [], _read(archive_path))))
+        os.unlink(path)
+
+
+def cleanup(directory: str | None) -> None:
+    """In the master at exit: remove the directory it made."""
+    if directory and os.path.basename(directory).startswith(_TMP_PREFIX):
+        shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,134 @@
+"""Exact metrics under gunicorn with several workers: every scrape reports every worker's counts."""
+
+import os
+import re
+import threading
+import time
+
+import pytest
+from prometheus_client import Metric
+
+from telemetry.multiprocess import merge, to_snapshot
+
+from .live_server import LiveServer, total
+
+ROUTE = "/api/v1/posts"
+DURATION = "http_server_request_duration_seconds"
+
+
+def _hammer(server: LiveServer, requests: int, connections: int) -> None:
+    """Send exactly `requests` GETs over `connections` keep-alive connections."""
+    errors = []
+
+    def run(n: int) -> None:
+        connection = server.connection()
+        try:
+            for _ in range(n):
+                connection.request("GET", ROUTE)
+                response = connection.getresponse()
+                response.read()
+                if response.status != 200:
+                    errors.append(response.status)
+                if response.getheader("Connection", "").lower() == "close":
+                    connection.close()
+                    connection = server.connection()
+        finally:
+            connection.close()
+
+    share = [requests // connections + (i < requests % connections) for i in range(connections)]
+    threads = [threading.Thread(target=run, args=(n,)) for n in share]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+
+
+def _failed_logins(server: LiveServer, n: int) -> None:
+    server.request(
+        "POST",
+        "/api/v1/users/register",
+        {"username": "alice", "email": "a@example.org", "password": "password1"},
+    )
+    for _ in range(n):
+        status, _ = server.request(
+            "POST", "/api/v1/users/login", {"username": "alice", "password": "wrong-password"}
+        )
+        assert status == 401
+
+
+def _assert_exact_scrapes(server: LiveServer, requests: int, failures: int) -> None:
+    deadline = time.monotonic() + 2.0  # the staleness bound is 1 s
+    while True:
+        families = server.scrape()
+        done = total(families, DURATION, DURATION + "_count", http_route=ROUTE) == requests
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for _ in range(10):
+        families = server.scrape()
+        assert total(families, DURATION, DURATION + "_count", http_route=ROUTE) == requests
+        assert (
+            total(families, "blog_api_logins", "blog_api_logins_total", outcome="failure")
+            == failures
+        )
+        assert len(families["target_info"]) == 1
+        assert "service_instance_id" not in families["target_info"][0].labels
+
+
+@pytest.mark.slow
+def test_four_workers_every_scrape_is_exact(tmp_path):
+    with LiveServer(tmp_path, workers=4) as server:
+        _failed_logins(server, 5)
+        _hammer(server, 1000, connections=8)
+        _assert_exact_scrapes(server, 1000, 5)
+        pids = set(re.findall(r"Booting worker with pid: (\d+)", server.log()))
+        assert len(pids) == 4
+
+
+@pytest.mark.slow
+def test_recycled_workers_keep_their_counts_and_files_stay_bounded(tmp_path):
+    metrics_dir = tmp_path / "metrics"
+    with LiveServer(
+        tmp_path, workers=4, GUNICORN_MAX_REQUESTS="100", METRICS_MULTIPROCESS_DIR=str(metrics_dir)
+    ) as server:
+        _failed_logins(server, 5)
+        _hammer(server, 1000, connections=8)
+        _assert_exact_scrapes(server, 1000, 5)
+        booted = set(re.findall(r"Booting worker with pid: (\d+)", server.log()))
+        assert len(booted) > 4, "no worker was recycled: max_requests did not take effect"
+        files = sorted(os.listdir(metrics_dir))
+        workers = [f for f in files if f.startswith("worker-")]
+        assert len(workers) <= 4
+        assert set(files) - set(workers) <= {"archive.json", ".lock"}
+
+
+def _family(name: str, typ: str, *samples) -> Metric:
+    metric = Metric(name, "help", typ)
+    for sample_name, labels, value in samples:
+        metric.add_sample(sample_name, labels, value)
+    return metric
+
+
+def test_merge_sums_counters_and_histograms_and_keeps_gauges_of_live_workers_only():
+    def worker(n: int, active: int, instance: str):
+        return to_snapshot(
+            [
+                _family("logins", "counter", ("logins_total", {"outcome": "failure"}, n)),
+                _family("dur", "histogram", ("dur_bucket", {"le": "0.1"}, n), ("dur_count", {}, n)),
+                _family("active", "gauge", ("active", {"m": "GET"}, active)),
+                _family(
+                    "target",
+                    "info",
+                    ("target_info", {"service_instance_id": instance, "service_name": "x"}, 1),
+                ),
+            ]
+        )
+
+    merged = {
+        m.name: m for m in merge(worker(1, 2, "a"), [worker(10, 3, "b")], worker(100, 7, "c"))
+    }
+    assert merged["logins"].samples[0].value == 111
+    assert {s.name: s.value for s in merged["dur"].samples} == {"dur_bucket": 111, "dur_count": 111}
+    assert merged["active"].samples[0].value == 5  # the archived (exited) worker's 7 is gone
+    assert [s.labels for s in merged["target"].samples] == [{"service_name": "x"}]

@@ -1,0 +1,237 @@
+"""A real Prometheus server scrapes the app served by gunicorn, after a known amount of traffic.
+
+The app runs as `gunicorn -c gunicorn.conf.py "blog_api:create_app()"` in a fresh process (one
+worker), so every counter starts at zero and the numbers Prometheus stores are exact. Prometheus
+scrapes it every second; the tests wait for a scrape that started after the traffic ended, then
+ask Prometheus's HTTP API for the totals. Everything listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import pytest
+
+from .conftest import PASSWORD
+from .live_server import HOST, LiveServer, Process, call, free_port
+from .services import require_binary
+from .test_monitoring_config import dashboard_and_alert_metric_names
+
+pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
+
+POST_ROUTE = "/api/v1/posts/<int:post_id>"
+FAILED_LOGINS = 7
+GOOD_LOGINS = 3
+POST_READS = 25
+SETTLE_TIMEOUT = 15.0
+
+
+def call_json(port: int, method: str, path: str, status: int, **kwargs) -> dict:
+    got, body = call(port, method, path, **kwargs)
+    assert got == status, (method, path, got, body[:500])
+    return json.loads(body)
+
+
+@pytest.fixture(scope="module")
+def live_app(tmp_path_factory) -> Iterator[LiveServer]:
+    """The app under gunicorn with gunicorn.conf.py, one worker, a fresh SQLite file."""
+    with LiveServer(tmp_path_factory.mktemp("live_app"), workers=1) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def prometheus(live_app, tmp_path_factory) -> Iterator[Process]:
+    """Prometheus scraping the live app every second."""
+    binary = require_binary("prometheus")
+    tmp = tmp_path_factory.mktemp("prometheus")
+    config = tmp / "prometheus.yml"
+    config.write_text(
+        json.dumps(  # JSON is YAML
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": "blog-api",
+                        "scrape_interval": "1s",
+                        "scrape_timeout": "1s",
+                        "metrics_path": "/metrics",
+                        "static_configs": [{"targets": [f"{HOST}:{live_app.port}"]}],
+                    }
+                ],
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    port = free_port()
+    command = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp / 'data'}",
+        f"--web.listen-address={HOST}:{port}",
+        "--log.level=warn",
+    ]
+    with Process(command, port, tmp / "prometheus.log", dict(os.environ), "/-/ready") as server:
+        # Its first scrape comes only after target discovery's first update (about 5 s): wait
+        # for it here, so Prometheus sees every series from zero, before any traffic.
+        wait_for_scrape_after(server, live_app, 0.0)
+        yield server
+
+
+def query(prometheus: Process, promql: str) -> list[dict]:
+    """The instant vector `promql` evaluates to now."""
+    status, body = call(prometheus.port, "GET", "/api/v1/query?" + urlencode({"query": promql}))
+    answer = json.loads(body)
+    assert status == 200 and answer["status"] == "success", (promql, status, answer)
+    assert answer["data"]["resultType"] == "vector", answer
+    return answer["data"]["result"]
+
+
+def scalar(prometheus: Process, promql: str) -> float | None:
+    """The single value of `promql`, or None when it selects nothing."""
+    result = query(prometheus, promql)
+    assert len(result) <= 1, (promql, result)
+    return float(result[0]["value"][1]) if result else None
+
+
+LAST_GOOD_SCRAPE = 'timestamp(up{job="blog-api"}) and up{job="blog-api"} == 1'
+
+
+def scrape_target_state(prometheus: Process) -> list[dict]:
+    status, body = call(prometheus.port, "GET", "/api/v1/targets")
+    targets = json.loads(body)["data"]["activeTargets"] if status == 200 else []
+    return [{k: t.get(k) for k in ("scrapeUrl", "health", "lastError")} for t in targets]
+
+
+def wait_for_scrape_after(prometheus: Process, live_app: LiveServer, moment: float) -> None:
+    """Wait until Prometheus holds a successful scrape of the app that started after `moment`.
+
+    gunicorn's one sync worker answers one request at a time, so such a scrape saw every request
+    made before `moment`: from then on the stored totals are final.
+    """
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while time.monotonic() < deadline:
+        assert live_app.alive(), live_app.log()[-3000:]
+        assert prometheus.alive(), prometheus.log()[-3000:]
+        # timestamp() of a bare selector is the scrape's time (of an expression, it is now)
+        last = scalar(prometheus, LAST_GOOD_SCRAPE)
+        if last is not None and last > moment:
+            return
+        time.sleep(0.2)
+    pytest.fail(
+        f"no successful scrape after the traffic within {SETTLE_TIMEOUT}s: "
+        f"{scrape_target_state(prometheus)}\napp log:\n{live_app.log()[-3000:]}"
+    )
+
+
+@dataclass
+class Traffic:
+    ended: float  # time.time() after the last response
+
+
+@pytest.fixture(scope="module")
+def traffic(live_app) -> Traffic:
+    """A known amount of traffic, made once for the module (the counters start at zero)."""
+    port = live_app.port
+    user = {"username": "carol", "email": "carol@example.org", "password": PASSWORD}
+    call_json(port, "POST", "/api/v1/users/register", 201, body=user)
+    for number in range(FAILED_LOGINS):
+        wrong = {"username": "carol", "password": f"wrong-password-{number}"}
+        call_json(port, "POST", "/api/v1/users/login", 401, body=wrong)
+    tokens = [
+        call_json(
+            port,
+            "POST",
+            "/api/v1/users/login",
+            200,
+            body={"username": "carol", "password": PASSWORD},
+        )["access_token"]
+        for _ in range(GOOD_LOGINS)
+    ]
+    post = call_json(
+        port,
+        "POST",
+        "/api/v1/posts",
+        201,
+        body={"title": "scraped", "body": "by a real Prometheus"},
+        headers={"Authorization": f"Bearer {tokens[0]}"},
+    )
+    for _ in range(POST_READS):
+        assert call_json(port, "GET", f"/api/v1/posts/{post['id']}", 200)["id"] == post["id"]
+    return Traffic(ended=time.time())
+
+
+def duration(series: str, **labels: str) -> str:
+    """A selector of the request histogram's `series` (count, bucket) on job blog-api."""
+    matchers = ", ".join(f'{k}="{v}"' for k, v in {"job": "blog-api", **labels}.items())
+    return f"http_server_request_duration_seconds_{series}{{{matchers}}}"
+
+
+def test_prometheus_stores_exact_totals_of_the_traffic(live_app, prometheus, traffic) -> None:
+    wait_for_scrape_after(prometheus, live_app, traffic.ended)
+
+    logins = 'sum(blog_api_logins_total{job="blog-api", outcome="%s"})'
+    assert scalar(prometheus, 'up{job="blog-api"}') == 1
+    assert scalar(prometheus, logins % "failure") == FAILED_LOGINS
+    assert scalar(prometheus, logins % "success") == GOOD_LOGINS
+    reads = duration("count", http_route=POST_ROUTE, http_request_method="GET")
+    assert scalar(prometheus, f"sum({reads})") == POST_READS
+    # every read answered 200, and each one also landed in the histogram's +Inf bucket
+    by_status = query(
+        prometheus,
+        f"sum by (http_response_status_code) ({duration('count', http_route=POST_ROUTE)})",
+    )
+    assert [(r["metric"], float(r["value"][1])) for r in by_status] == [
+        ({"http_response_status_code": "200"}, POST_READS)
+    ]
+    inf_bucket = duration("bucket", http_route=POST_ROUTE, le="+Inf")
+    assert scalar(prometheus, f"sum({inf_bucket})") == POST_READS
+    # route labels are URL rules, never raw paths such as /api/v1/posts/1
+    routes = {
+        r["metric"]["http_route"]
+        for r in query(prometheus, 'count by (http_route) ({job="blog-api", http_route!=""})')
+    }
+    assert POST_ROUTE in routes
+    assert not any(part.isdigit() for route in routes for part in route.split("/")), routes
+    [info] = query(prometheus, 'target_info{job="blog-api"}')
+    assert info["metric"]["service_name"] == "blog-api"
+
+
+def sample_names(exposition: str) -> set[str]:
+    """The sample (series) names of a text exposition, read straight from its lines."""
+    names = set()
+    for line in exposition.splitlines():
+        if line and not line.startswith("#"):
+            names.add(line.split("{", 1)[0].split(" ", 1)[0])
+    return names
+
+
+def family_present(name: str, samples: set[str]) -> bool:
+    """`name` as the monitoring config reports it: a sample name or a histogram family."""
+    return name in samples or {f"{name}_bucket", f"{name}_count", f"{name}_sum"} <= samples
+
+
+def test_every_dashboard_and_alert_metric_is_live(live_app, prometheus, traffic) -> None:
+    names = dashboard_and_alert_metric_names()
+    assert names, "the dashboard and alerts query no metric at all"
+
+    status, body = call(live_app.port, "GET", "/metrics")
+    assert status == 200
+    samples = sample_names(body.decode())
+    missing_in_scrape = sorted(n for n in names if not family_present(n, samples))
+    assert not missing_in_scrape, f"not in a live /metrics: {missing_in_scrape}"
+
+    wait_for_scrape_after(prometheus, live_app, traffic.ended)
+    missing_in_prometheus = [
+        name
+        for name in sorted(names)
+        if not scalar(
+            prometheus, f'count({{__name__=~"{name}(_bucket|_count|_sum)?", job="blog-api"}})'
+        )
+    ]
+    assert not missing_in_prometheus, f"Prometheus has no series of {missing_in_prometheus}"
