@@ -463,3 +463,30 @@ def test_dockerfile_and_procfile_run_gunicorn_with_its_config() -> None:
     for source in re.findall(r"^COPY (.+) \S+$", dockerfile, re.MULTILINE):
         for path in source.split():
             assert (ROOT / path).exists(), f"the Dockerfile copies {path}, which is missing"
+
+
+def readme_pipelines() -> dict[str, dict[str, list[str]]]:
+    """The Collector pipeline table of the README: {pipeline: {kind: [component ids]}}."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    header = "| pipeline | receivers | processors (in order) | exporters |"
+    assert header in text, "the README lost its Collector pipeline table"
+    rows = text.split(header, 1)[1].strip().splitlines()[1:]
+    table = {}
+    for row in rows:
+        if not row.startswith("|"):
+            break
+        name, *cells = [cell.strip() for cell in row.strip("|").split("|")]
+        table[name] = {
+            kind: [c.strip() for c in cell.split(",")]
+            for kind, cell in zip(KINDS, cells, strict=True)
+        }
+    return table
+
+
+def test_collector_pipelines_are_what_the_readme_says(collector: dict) -> None:
+    documented = readme_pipelines()
+    configured = {
+        name: {kind: pipeline.get(kind, []) for kind in KINDS}
+        for name, pipeline in collector["service"]["pipelines"].items()
+    }
+    assert configured == documented
