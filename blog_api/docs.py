@@ -9,8 +9,37 @@ from swagger_ui_bundle import swagger_ui_path
 ASSETS_URL = "/api/docs/assets"
 
 
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+_BODY_ERRORS = {
+    "400": "The body is not a JSON object (or not sent as application/json)",
+    "413": "The body is over 1 MiB",
+}
+_OWNER_ONLY = ("/api/v1/posts/{post_id}", "/api/v2/posts/{post_id}")
+
+
+def _document_shared_errors(spec: dict) -> dict:
+    """Add the errors every API route can answer, which no route declares itself."""
+    for path, operations in spec["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            extra = {"503": "The database is unreachable (with Retry-After)"}
+            if "requestBody" in operation:
+                extra.update(_BODY_ERRORS)
+            if path in _OWNER_ONLY and method in ("put", "patch", "delete"):
+                extra["403"] = "Neither the post's author nor an admin"
+            for status, description in extra.items():
+                operation["responses"].setdefault(
+                    status, {"description": description, "content": _ERROR}
+                )
+    return spec
+
+
 def init_app(app: APIFlask) -> None:
     """Point APIFlask's Swagger UI page at local copies of its CSS and JavaScript."""
+    app.spec_processor(_document_shared_errors)
     assets = Blueprint(
         "docs_assets", __name__, static_folder=str(swagger_ui_path), static_url_path=ASSETS_URL
     )

@@ -110,7 +110,7 @@ def live() -> dict:
 
 @bp.get("/health")
 @bp.get("/health/ready")
-@bp.doc(responses={503: "The database (or a configured Redis) is down"})
+@bp.doc(responses={200: "healthy or degraded", 503: "The database (or a configured Redis) is down"})
 def health():
     """Every dependency's state: `unhealthy` (503) if the database or Redis is down,
     `degraded` (200) if only a telemetry exporter is, else `healthy`."""

@@ -59,3 +59,12 @@ def test_docs_page_loads_only_local_assets(client):
         assert served.status_code == 200, asset
         assert len(served.get_data()) > 500
         served.close()
+
+
+def test_openapi_documents_the_errors_every_route_can_answer(client):
+    paths = client.get("/api/openapi.json").get_json()["paths"]
+    post = paths["/api/v1/posts"]["post"]["responses"]
+    assert {"400", "401", "413", "422", "503"} <= set(post)
+    assert "403" in paths["/api/v2/posts/{post_id}"]["delete"]["responses"]
+    assert "409" in paths["/api/v1/users/register"]["post"]["responses"]
+    assert {"200", "503"} <= set(paths["/health"]["get"]["responses"])
