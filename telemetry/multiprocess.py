@@ -131,6 +131,7 @@ class WorkerMetrics:
         self._pid = os.getpid()
         self._path = os.path.join(directory, f"{_WORKER_PREFIX}{self._pid}.json")
         self._stop = threading.Event()
+        self._write_lock = threading.Lock()  # a late periodic write must not undo the final one
         self._thread = threading.Thread(target=self._run, name="metrics-snapshot", daemon=True)
 
     def start(self) -> None:
@@ -145,11 +146,14 @@ class WorkerMetrics:
                 log.exception("could not write the metrics snapshot")
 
     def write_snapshot(self) -> None:
-        _write_atomically(self._path, to_snapshot(self._collect()))
+        with self._write_lock:
+            _write_atomically(self._path, to_snapshot(self._collect()))
 
     def stop(self) -> None:
-        """Write a last snapshot (the worker is exiting) and stop the thread."""
+        """Stop the thread and write a last snapshot (the worker is exiting)."""
         self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         self.write_snapshot()
 
     def collect_merged(self) -> list[Metric]:
