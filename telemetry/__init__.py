@@ -84,7 +84,7 @@ def init_telemetry(
     if engine is not None:
         from .database import instrument_engine
 
-        instrument_engine(engine, providers.tracer_provider, providers.meter_provider)
+        instrument_engine(engine, providers.tracer_provider)
 
     handle = Telemetry(meter=providers.meter_provider.get_meter(service_name), providers=providers)
     app.extensions[_EXTENSION] = handle
