@@ -26,5 +26,9 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+bench: $(STAMP)
+	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/workers.py
+
 clean:
 	rm -rf $(VENV) instance .pytest_cache
