@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
 from opentelemetry import trace
 
 _HANDLER_NAME = "telemetry.stderr"
+# Terminal colours (the Werkzeug dev server paints status codes) mean nothing in a JSON log.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TEXT_FORMAT = (
     "%(asctime)s %(levelname)s %(name)s [trace_id=%(trace_id)s span_id=%(span_id)s] %(message)s"
 )
@@ -41,7 +44,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _ANSI.sub("", record.getMessage()),
         }
         if trace_id:
             entry["trace_id"] = trace_id

@@ -188,3 +188,18 @@ def test_broken_collector_degrades_health_but_never_slows_requests(app_config, c
         assert exporter["last_error"]
         assert exporter["endpoint"] == endpoint
         assert body["checks"]["database"]["status"] == "up"
+
+
+def test_json_log_lines_carry_no_terminal_colours():
+    record = logging.LogRecord(
+        "werkzeug",
+        logging.INFO,
+        __file__,
+        1,
+        '"\x1b[35m\x1b[1mPOST /x HTTP/1.1\x1b[0m" 201 -',
+        None,
+        None,
+    )
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == '"POST /x HTTP/1.1" 201 -'
+    assert "trace_id" not in line  # no span is current here
