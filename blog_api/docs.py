@@ -45,6 +45,8 @@ def init_app(app: APIFlask) -> None:
     )
     app.register_blueprint(assets)
     app.config.update(
+        # The bundled Swagger UI (4.x) renders OpenAPI 3.0 only; APIFlask's default is 3.1.
+        OPENAPI_VERSION="3.0.3",
         SWAGGER_UI_CSS=f"{ASSETS_URL}/swagger-ui.css",
         SWAGGER_UI_BUNDLE_JS=f"{ASSETS_URL}/swagger-ui-bundle.js",
         SWAGGER_UI_STANDALONE_PRESET_JS=f"{ASSETS_URL}/swagger-ui-standalone-preset.js",
