@@ -12,7 +12,7 @@ from apiflask.fields import Boolean, Dict, Email, Integer, List, Nested, String
 from apiflask.validators import Length, Range, Regexp
 from marshmallow import fields, post_load
 
-USERNAME = Regexp(r"^[A-Za-z0-9_]+$", error="Use only letters, digits and underscores.")
+USERNAME = Regexp(r"[A-Za-z0-9_]+\Z", error="Use only letters, digits and underscores.")
 
 
 NOT_BLANK = Regexp(r"(?s).*\S", error="Must not be blank.")
@@ -26,8 +26,6 @@ class UTCDateTime(fields.DateTime):
     def _serialize(self, value: datetime | None, attr, obj, **kwargs) -> str | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
         return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -122,7 +120,7 @@ class TodoOut(Schema):
 
 
 class PageQuery(Schema):
-    page = Integer(load_default=1, validate=Range(min=1))
+    page = Integer(load_default=1, validate=Range(1, 1_000_000))
     per_page = Integer(load_default=20, validate=Range(1, 100))
 
 

@@ -59,6 +59,8 @@ def test_limits_are_inclusive(client, auth_headers):
 
 def test_missing_post_is_404(client, auth_headers):
     assert_error(client.get(f"{POSTS}/999"), 404)
+    assert_error(client.get(f"{POSTS}/2147483648"), 404)  # past PostgreSQL's INTEGER
+    assert_error(client.get(f"{POSTS}/99999999999999999999999"), 404)
     assert_error(
         client.put(f"{POSTS}/999", json={"title": "t", "body": "b"}, headers=auth_headers), 404
     )

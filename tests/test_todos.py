@@ -24,6 +24,14 @@ def test_todo_lifecycle(client, auth_headers):
     assert_error(client.get(url, headers=auth_headers), 404)
 
 
+def test_huge_todo_id_is_404(client, auth_headers):
+    for method in ("GET", "PATCH", "DELETE"):
+        response = client.open(
+            f"{TODOS}/99999999999999999999", method=method, json={}, headers=auth_headers
+        )
+        assert_error(response, 404)
+
+
 def test_todos_need_a_token(client):
     assert_error(client.get(TODOS), 401)
     assert_error(client.post(TODOS, json={"title": "x"}), 401)

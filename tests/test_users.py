@@ -48,6 +48,7 @@ def test_taken_username_or_email_is_409_and_nothing_is_written(client, users, se
         ({"username": "a" * 33, "email": "a@example.org", "password": PASSWORD}, "username"),
         ({"username": "bad name", "email": "a@example.org", "password": PASSWORD}, "username"),
         ({"username": "bad-name", "email": "a@example.org", "password": PASSWORD}, "username"),
+        ({"username": "alice\n", "email": "a@example.org", "password": PASSWORD}, "username"),
         ({"username": 123, "email": "a@example.org", "password": PASSWORD}, "username"),
         ({"username": "alice", "password": PASSWORD}, "email"),
         ({"username": "alice", "email": "not-an-email", "password": PASSWORD}, "email"),

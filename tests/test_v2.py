@@ -50,6 +50,8 @@ def test_page_past_the_end_is_empty(client, posts):
         ("page=0", "page"),
         ("page=-1", "page"),
         ("page=abc", "page"),
+        ("page=1000001", "page"),
+        ("page=99999999999999999999", "page"),
         ("per_page=0", "per_page"),
         ("per_page=101", "per_page"),
         ("per_page=ten", "per_page"),

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from apiflask import APIBlueprint
+from apiflask import APIBlueprint, abort
 from flask.views import MethodView
 from sqlalchemy import select
 
 from ...auth import auth, current_user, require_owner_or_admin
 from ...extensions import db
-from ...models import Post
+from ...models import MAX_ID, Post
 from ...schemas import PostIn, PostOut, PostPatchIn
 
 bp = APIBlueprint("posts", __name__, tag="Posts")
@@ -16,6 +16,8 @@ bp = APIBlueprint("posts", __name__, tag="Posts")
 
 def get_post_or_404(post_id: int) -> Post:
     """The post with that id, or abort(404)."""
+    if post_id > MAX_ID:
+        abort(404, f"There is no post {post_id}.")
     return db.get_or_404(Post, post_id, description=f"There is no post {post_id}.")
 
 

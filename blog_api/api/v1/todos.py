@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from apiflask import APIBlueprint
+from apiflask import APIBlueprint, abort
 from flask.views import MethodView
 from sqlalchemy import select
 
 from ...auth import auth, current_user
 from ...extensions import db
-from ...models import Todo
+from ...models import MAX_ID, Todo
 from ...schemas import TodoIn, TodoOut, TodoPatchIn
 
 bp = APIBlueprint("todos", __name__, tag="Todos")
@@ -16,6 +16,8 @@ bp = APIBlueprint("todos", __name__, tag="Todos")
 
 def get_own_todo_or_404(todo_id: int) -> Todo:
     """The current user's todo with that id, or abort(404), also when another user owns it."""
+    if todo_id > MAX_ID:
+        abort(404, f"There is no todo {todo_id}.")
     return db.first_or_404(
         select(Todo).where(Todo.id == todo_id, Todo.owner_id == current_user().id),
         description=f"There is no todo {todo_id}.",
