@@ -11,9 +11,11 @@ import os
 import re
 
 from flask import Flask
-from opentelemetry import context
+from opentelemetry import context, trace
 from opentelemetry.instrumentation.propagators import (
-    TraceResponsePropagator,
+    ResponsePropagator,
+    Setter,
+    default_setter,
     set_global_response_propagator,
 )
 from opentelemetry.instrumentation.utils import _SUPPRESS_INSTRUMENTATION_KEY
@@ -24,6 +26,26 @@ from opentelemetry.sdk.trace import TracerProvider
 def opt_in_to_stable_http_semconv() -> None:
     """Ask for the stable HTTP names; it must happen before any instrumentation initialises."""
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+
+
+class _TraceResponse(ResponsePropagator):
+    """`traceresponse: 00-<trace_id>-<span_id>-<sampled>` (W3C Trace Context), for clients.
+
+    Only the sampled bit is sent: the SDK also sets the level-2 "random" bit (`-03`), which
+    clients written against level 1 (and our contract, `-01`) do not expect.
+    """
+
+    def inject(self, carrier, context=None, setter: Setter = default_setter) -> None:
+        span_context = trace.get_current_span(context).get_span_context()
+        if not span_context.is_valid:
+            return
+        setter.set(
+            carrier,
+            "traceresponse",
+            f"00-{trace.format_trace_id(span_context.trace_id)}"
+            f"-{trace.format_span_id(span_context.span_id)}-{span_context.trace_flags & 1:02x}",
+        )
+        setter.set(carrier, "access-control-expose-headers", "traceresponse")
 
 
 class _SkipPaths:
@@ -62,7 +84,7 @@ def instrument_flask(
 
     if getattr(app, "_is_instrumented_by_opentelemetry", False):
         return
-    set_global_response_propagator(TraceResponsePropagator())
+    set_global_response_propagator(_TraceResponse())
     plain = app.wsgi_app
     FlaskInstrumentor.instrument_app(
         app,
