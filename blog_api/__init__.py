@@ -40,7 +40,7 @@ def create_app(config: Mapping[str, str] | None = None) -> APIFlask:
     env = {**os.environ, **(config or {})}
     settings = Settings.from_mapping(env, app.instance_path)
     configure_logging(settings.log_level, settings.log_format)
-    if settings.database_url.startswith("sqlite:///"):
+    if settings.uses_instance_folder:
         os.makedirs(app.instance_path, exist_ok=True)
 
     app.config.from_mapping(
@@ -61,7 +61,7 @@ def create_app(config: Mapping[str, str] | None = None) -> APIFlask:
     bcrypt.init_app(app)
     errors.init_app(app)
     api.init_app(app)
-    app.register_blueprint(health.bp)
+    health.init_app(app)
     docs.init_app(app)
     cli.init_app(app)
     engine = database.init_app(app)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 DEVELOPMENT = "development"
 PRODUCTION = "production"
+MIN_SECRET_KEY_BYTES = 32  # HS256 wants a key at least as long as its hash (RFC 7518 3.2)
 
 
 class ConfigError(ValueError):
@@ -47,6 +48,7 @@ class Settings:
     log_level: str
     log_format: str
     bcrypt_rounds: int
+    uses_instance_folder: bool
 
     @classmethod
     def from_mapping(cls, source: Mapping[str, str], instance_path: str) -> Settings:
@@ -63,10 +65,16 @@ class Settings:
                     "(set SECRET_KEY, or APP_ENV=development for a random per-process key)"
                 )
             secret_key = secrets.token_urlsafe(48)
+        elif env != DEVELOPMENT and len(secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+            raise ConfigError(
+                f"SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes outside development "
+                '(python3 -c "import secrets; print(secrets.token_urlsafe(48))")'
+            )
 
-        database_url = source.get("DATABASE_URL") or (
-            "sqlite:///" + str(Path(instance_path) / "blog.db")
-        )
+        database_url = source.get("DATABASE_URL") or ""
+        uses_instance_folder = not database_url
+        if uses_instance_folder:
+            database_url = "sqlite:///" + str(Path(instance_path) / "blog.db")
 
         log_format = source.get("LOG_FORMAT", "json").lower()
         if log_format not in ("json", "text"):
@@ -81,4 +89,5 @@ class Settings:
             log_level=source.get("LOG_LEVEL", "INFO").upper(),
             log_format=log_format,
             bcrypt_rounds=_int(source, "BCRYPT_ROUNDS", 12, minimum=4),
+            uses_instance_folder=uses_instance_folder,
         )

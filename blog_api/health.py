@@ -12,18 +12,17 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 import redis
 from apiflask import APIBlueprint
 from flask import current_app
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from telemetry import exporter_status
 from telemetry.redact import redact_url_credentials
-
-from .extensions import db
 
 bp = APIBlueprint("health", __name__, tag="Health")
 
@@ -63,43 +62,71 @@ def _clean_error(exc: Exception, secrets: tuple[str, ...]) -> str:
     return f"{exc.__class__.__name__}: {message}"
 
 
-def _database_check() -> Callable[[], dict]:
-    engine = db.engine
-    secrets = (engine.url.password or "",)
+class _Checks:
+    """An app's checks, built once: a pool of its own for the database, one Redis client.
 
-    def check() -> dict:
+    The database check does not borrow from the app's pool: a busy instance whose pool is in use
+    is not a database outage, and must not be taken out of a load balancer for it.
+    """
+
+    def __init__(self, database_url: str, engine_options: dict, redis_url: str | None) -> None:
+        options = {k: v for k, v in engine_options.items() if k == "connect_args"}
+        self.engine = create_engine(database_url, poolclass=NullPool, **options)
+        self.database_secrets = (self.engine.url.password or "",)
+        self.redis = None
+        if redis_url:
+            self.redis = redis.Redis.from_url(
+                redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+            )
+            self.redis_secrets = (
+                self.redis.connection_pool.connection_kwargs.get("password") or "",
+            )
+        self.running: dict[str, Future] = {}
+
+    def database(self) -> dict:
         def ping() -> None:
-            with engine.connect() as connection:
+            with self.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
 
-        return _timed(ping, secrets)
+        return _timed(ping, self.database_secrets)
 
-    return check
+    def redis_ping(self) -> dict:
+        return _timed(self.redis.ping, self.redis_secrets)
+
+    def run(self) -> dict[str, dict]:
+        """Run every check at once; whatever is not back by the deadline is down.
+
+        A check still running from an earlier call is waited for, not started again, so a hung
+        dependency holds one thread per check however often /health is polled.
+        """
+        checks = {"database": self.database}
+        if self.redis is not None:
+            checks["redis"] = self.redis_ping
+        futures = {}
+        for name, check in checks.items():
+            future = self.running.get(name)
+            if future is None or future.done():
+                # In the request's context (copied), as if it ran in the request itself.
+                future = _executor().submit(contextvars.copy_context().run, check)
+                self.running[name] = future
+            futures[name] = future
+        deadline = time.monotonic() + CHECK_DEADLINE_S
+        results = {}
+        for name, future in futures.items():
+            try:
+                results[name] = future.result(timeout=max(deadline - time.monotonic(), 0))
+            except FutureTimeout:
+                results[name] = {"status": "down", "error": f"no answer within {CHECK_DEADLINE_S}s"}
+        return results
 
 
-def _redis_check(url: str) -> Callable[[], dict]:
-    client = redis.Redis.from_url(
-        url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+def init_app(app) -> None:
+    """Register the endpoints and build the app's checks."""
+    settings = app.extensions["blog_api.settings"]
+    app.extensions["blog_api.health_checks"] = _Checks(
+        settings.database_url, app.config["SQLALCHEMY_ENGINE_OPTIONS"], settings.redis_url
     )
-    secrets = (client.connection_pool.connection_kwargs.get("password") or "",)
-    return lambda: _timed(client.ping, secrets)
-
-
-def _run_checks(checks: dict[str, Callable[[], dict]]) -> dict[str, dict]:
-    """Run every check at once; whatever is not back by the deadline is down."""
-    # Each check runs in the request's context (copied): no stray root spans from its SQL.
-    futures = {
-        name: _executor().submit(contextvars.copy_context().run, check)
-        for name, check in checks.items()
-    }
-    deadline = time.monotonic() + CHECK_DEADLINE_S
-    results = {}
-    for name, future in futures.items():
-        try:
-            results[name] = future.result(timeout=max(deadline - time.monotonic(), 0))
-        except FutureTimeout:
-            results[name] = {"status": "down", "error": f"no answer within {CHECK_DEADLINE_S}s"}
-    return results
+    app.register_blueprint(bp)
 
 
 @bp.get("/health/live")
@@ -114,13 +141,7 @@ def live() -> dict:
 def health():
     """Every dependency's state: `unhealthy` (503) if the database or Redis is down,
     `degraded` (200) if only a telemetry exporter is, else `healthy`."""
-    settings = current_app.extensions["blog_api.settings"]
-    checks = {"database": _database_check()}
-    if settings.redis_url:
-        checks["redis"] = current_app.extensions.setdefault(
-            "blog_api.redis_check", _redis_check(settings.redis_url)
-        )
-    results = _run_checks(checks)
+    results = current_app.extensions["blog_api.health_checks"].run()
     if "redis" not in results:
         results["redis"] = {"status": "disabled"}
     results.update(exporter_status(current_app))

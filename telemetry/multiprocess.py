@@ -6,7 +6,8 @@ would report only that worker's share. Here every worker writes a snapshot of it
 it exits; the worker answering a scrape merges its live numbers with the other workers' snapshots:
 
 - counters and histograms are summed per label set, including the totals of workers that exited
-  (the master folds an exited worker's last snapshot into `archive.json`), so totals never go down;
+  (the master folds an exited worker's last snapshot into `archive.json`), so totals never go down
+  (the answering worker also writes its fresh numbers before it reads the others');
 - gauges (active requests, pool usage) are summed over live workers only;
 - `target_info` appears once, without the per-process `service_instance_id`.
 
@@ -18,7 +19,9 @@ Switch it on with `METRICS_MULTIPROCESS_DIR=/some/empty/dir`; `gunicorn.conf.py`
 (a fresh temporary directory) when it starts more than one worker, through the hooks below. In a
 single process nothing here runs.
 
-This module imports no OpenTelemetry code: the gunicorn master imports it for its hooks.
+The gunicorn master imports this module for its hooks; that loads the `telemetry` package (and
+with it the OpenTelemetry API and SDK modules) but builds no provider and starts no thread: the
+workers build their own after the fork.
 """
 
 from __future__ import annotations
@@ -157,7 +160,12 @@ class WorkerMetrics:
         self.write_snapshot()
 
     def collect_merged(self) -> list[Metric]:
-        own = to_snapshot(self._collect())
+        """Every worker's totals. Our own fresh numbers are written first, so that the next scrape,
+        whichever worker answers it, reads them: totals never go down from one scrape to the next.
+        """
+        with self._write_lock:
+            own = to_snapshot(self._collect())
+            _write_atomically(self._path, own)
         with _locked(self.directory, fcntl.LOCK_SH):
             others = [
                 _read(os.path.join(self.directory, name))

@@ -7,7 +7,6 @@ exceptions so the app's own error handlers shape them.
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import Callable
 
 from flask import Flask, Response, request
@@ -50,9 +49,7 @@ def add_metrics_route(
                     www_authenticate='Bearer realm="metrics"',
                 )
         body = generate_latest(_Families(collect()))
-        stats = providers.scrape_stats
-        stats.scrapes += 1
-        stats.last_scrape = time.time()
+        providers.scrape_stats.record()
         return Response(body, content_type=CONTENT_TYPE)
 
     app.add_url_rule(METRICS_PATH, endpoint="telemetry_metrics", view_func=metrics)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 
 from opentelemetry import metrics, trace
@@ -27,6 +28,13 @@ from .span_export import TrackedBatchSpanProcessor, TrackedSpanExporter
 class ScrapeStats:
     scrapes: int = 0
     last_scrape: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self) -> None:
+        """Count one scrape (threaded workers may serve two at once)."""
+        with self._lock:
+            self.scrapes += 1
+            self.last_scrape = time.time()
 
 
 @dataclass

@@ -166,10 +166,17 @@ class TrackedBatchSpanProcessor(BatchSpanProcessor):
         queue_size = BatchSpanProcessor._default_max_queue_size()
         super().__init__(exporter, max_export_batch_size=batch_size and min(batch_size, queue_size))
         self._tracked = exporter
-        batch = self._batch_processor
+        batch = getattr(self, "_batch_processor", None)
+        if not hasattr(batch, "_queue") or not hasattr(batch, "_max_queue_size"):
+            raise RuntimeError(
+                "opentelemetry-sdk changed BatchSpanProcessor's internals: dropped spans can no "
+                "longer be counted; update telemetry/span_export.py for the new SDK"
+            )
         self._queue, self._capacity = batch._queue, batch._max_queue_size  # pinned SDK 1.45
+        self._drop_lock = threading.Lock()
 
     def on_end(self, span: ReadableSpan) -> None:
         if span.context.trace_flags.sampled and len(self._queue) >= self._capacity:
-            self._tracked.stats.dropped_spans += 1
+            with self._drop_lock:  # request threads may end spans at the same time
+                self._tracked.stats.dropped_spans += 1
         super().on_end(span)

@@ -5,16 +5,18 @@ import pytest
 from blog_api import create_app
 from blog_api.config import ConfigError, Settings
 
+KEY = "k" * 32
+
 
 def test_postgres_scheme_is_rewritten():
     settings = Settings.from_mapping(
-        {"DATABASE_URL": "postgres://u:p@db:5432/blog", "SECRET_KEY": "k"}, "/tmp"
+        {"DATABASE_URL": "postgres://u:p@db:5432/blog", "SECRET_KEY": KEY}, "/tmp"
     )
     assert settings.database_url == "postgresql://u:p@db:5432/blog"
 
 
 def test_default_database_is_sqlite_in_the_instance_folder():
-    settings = Settings.from_mapping({"SECRET_KEY": "k"}, "/srv/instance")
+    settings = Settings.from_mapping({"SECRET_KEY": KEY}, "/srv/instance")
     assert settings.database_url == "sqlite:////srv/instance/blog.db"
 
 
@@ -42,4 +44,10 @@ def test_development_makes_a_random_key_per_process():
 )
 def test_bad_values_are_refused_with_the_variable_named(name, value):
     with pytest.raises(ConfigError, match=name):
-        Settings.from_mapping({"SECRET_KEY": "k", name: value}, "/tmp")
+        Settings.from_mapping({"SECRET_KEY": KEY, name: value}, "/tmp")
+
+
+def test_a_short_secret_key_is_refused_outside_development():
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        Settings.from_mapping({"SECRET_KEY": "k" * 31}, "/tmp")
+    assert Settings.from_mapping({"SECRET_KEY": "short", "APP_ENV": "development"}, "/tmp")
