@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -59,6 +60,10 @@ def create_app(config: Mapping[str, str] | None = None) -> APIFlask:
     app.extensions["blog_api.settings"] = settings
 
     bcrypt.init_app(app)
+    # Hashed at the configured cost for logins of unknown users (see the login route).
+    app.extensions["blog_api.dummy_hash"] = bcrypt.generate_password_hash(
+        secrets.token_urlsafe(16)
+    ).decode()
     errors.init_app(app)
     api.init_app(app)
     health.init_app(app)

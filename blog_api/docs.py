@@ -14,7 +14,6 @@ _BODY_ERRORS = {
     "400": "The body is not a JSON object (or not sent as application/json)",
     "413": "The body is over 1 MiB",
 }
-_OWNER_ONLY = ("/api/v1/posts/{post_id}", "/api/v2/posts/{post_id}")
 
 
 def _document_shared_errors(spec: dict) -> dict:
@@ -22,14 +21,12 @@ def _document_shared_errors(spec: dict) -> dict:
     for path, operations in spec["paths"].items():
         if not path.startswith("/api/"):
             continue
-        for method, operation in operations.items():
+        for operation in operations.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             extra = {"503": "The database is unreachable (with Retry-After)"}
             if "requestBody" in operation:
                 extra.update(_BODY_ERRORS)
-            if path in _OWNER_ONLY and method in ("put", "patch", "delete"):
-                extra["403"] = "Neither the post's author nor an admin"
             for status, description in extra.items():
                 operation["responses"].setdefault(
                     status, {"description": description, "content": _ERROR}

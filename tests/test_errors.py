@@ -12,7 +12,7 @@ from .conftest import assert_error
         ("", "application/json", "not valid JSON"),
         ("[1, 2, 3]", "application/json", "JSON object"),
         ('"a string"', "application/json", "JSON object"),
-        ("null", "application/json", "not valid JSON"),
+        ("null", "application/json", "JSON object"),
         ("title=x&body=y", "application/x-www-form-urlencoded", "Content-Type"),
         ('{"title": "x", "body": "y"}', "text/plain", "Content-Type"),
         (b"\xff\xfe\x00garbage", "application/json", "not valid JSON"),

@@ -83,6 +83,14 @@ def test_request_makes_a_server_span_with_sql_children(traced_app, receiver):
         assert "SELECT" in attrs["db.statement"] and "posts" in attrs["db.statement"]
         assert "traceparent" not in attrs["db.statement"]  # sqlcommenter stays off
 
+    exporter = client.get("/health").get_json()["checks"]["trace_exporter"]
+    assert exporter["status"] == "up"
+    assert exporter["endpoint"] == receiver.endpoint
+    assert exporter["exported_spans"] >= len(spans)
+    assert (exporter["failed_exports"], exporter["dropped_spans"]) == (0, 0)
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", exporter["last_success"])
+    assert exporter["last_error"] is None
+
     resources = [res for res, s in receiver.spans() if s.trace_id.hex() == trace_id]
     assert all(res["service.name"] == "blog-api" for res in resources)
     assert all(res["service.version"] == "0.1.0" for res in resources)

@@ -12,6 +12,7 @@ from ...models import MAX_ID, Post
 from ...schemas import PostIn, PostOut, PostPatchIn
 
 bp = APIBlueprint("posts", __name__, tag="Posts")
+NOT_THE_AUTHOR = {403: "Neither the post's author nor an admin"}
 
 
 def get_post_or_404(post_id: int) -> Post:
@@ -47,6 +48,7 @@ class PostItem(MethodView):
     @bp.auth_required(auth)
     @bp.input(PostIn, arg_name="data")
     @bp.output(PostOut)
+    @bp.doc(responses=NOT_THE_AUTHOR)
     def put(self, post_id: int, data: dict):
         """Replace a post's title and body (author or admin)."""
         return self._update(post_id, data)
@@ -54,12 +56,14 @@ class PostItem(MethodView):
     @bp.auth_required(auth)
     @bp.input(PostPatchIn, arg_name="data")
     @bp.output(PostOut)
+    @bp.doc(responses=NOT_THE_AUTHOR)
     def patch(self, post_id: int, data: dict):
         """Change some of a post's fields (author or admin)."""
         return self._update(post_id, data)
 
     @bp.auth_required(auth)
     @bp.output({}, status_code=204)
+    @bp.doc(responses=NOT_THE_AUTHOR)
     def delete(self, post_id: int):
         """Delete a post (author or admin)."""
         post = get_post_or_404(post_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from apiflask import APIBlueprint, abort
+from flask import current_app
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -17,9 +18,6 @@ from ...tokens import issue_token
 
 bp = APIBlueprint("users", __name__, tag="Users")
 log = logging.getLogger(__name__)
-
-# A real bcrypt hash checked when the user does not exist, so both failures cost the same time.
-_DUMMY_PASSWORD = "not-a-real-password"
 
 
 @bp.post("/register")
@@ -53,7 +51,8 @@ def login(data: dict) -> dict:
         select(User).where(or_(User.username == name, User.email == name.lower()))
     )
     if user is None:
-        bcrypt.check_password_hash(_dummy_hash(), data["password"])
+        # Check a real hash anyway, so an unknown name costs as long as a wrong password.
+        bcrypt.check_password_hash(current_app.extensions["blog_api.dummy_hash"], data["password"])
         ok = False
     else:
         ok = bcrypt.check_password_hash(user.password_hash, data["password"])
@@ -80,14 +79,3 @@ def me() -> User:
 def list_users() -> list[User]:
     """Every account, oldest first (admins only)."""
     return db.session.scalars(select(User).order_by(User.id)).all()
-
-
-_dummy_hash_cache: dict[int, str] = {}
-
-
-def _dummy_hash() -> str:
-    """A hash at the configured cost, made once per process."""
-    rounds = bcrypt._log_rounds
-    if rounds not in _dummy_hash_cache:
-        _dummy_hash_cache[rounds] = bcrypt.generate_password_hash(_DUMMY_PASSWORD).decode()
-    return _dummy_hash_cache[rounds]
