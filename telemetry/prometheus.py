@@ -11,11 +11,14 @@ from collections.abc import Callable
 
 from flask import Flask, Response, request
 from prometheus_client import Metric, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 from werkzeug.exceptions import Unauthorized
 
+from .exemplars import attach
 from .providers import Providers
 
-# The exposition format Prometheus negotiates by default; the version is part of the contract.
+# The classic text format; the version is part of the contract. A scraper that asks for
+# OpenMetrics (Accept: application/openmetrics-text) gets it, with exemplars (see exemplars.py).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 METRICS_PATH = "/metrics"
 
@@ -48,8 +51,12 @@ def add_metrics_route(
                     "Scraping /metrics needs Authorization: Bearer <METRICS_TOKEN>.",
                     www_authenticate='Bearer realm="metrics"',
                 )
-        body = generate_latest(_Families(collect()))
+        families = collect()
         providers.scrape_stats.record()
-        return Response(body, content_type=CONTENT_TYPE)
+        if "application/openmetrics-text" in request.headers.get("Accept", ""):
+            families = attach(families, providers.reader.exemplars)
+            body = openmetrics.generate_latest(_Families(families))
+            return Response(body, content_type=openmetrics.CONTENT_TYPE_LATEST)
+        return Response(generate_latest(_Families(families)), content_type=CONTENT_TYPE)
 
     app.add_url_rule(METRICS_PATH, endpoint="telemetry_metrics", view_func=metrics)

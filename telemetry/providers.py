@@ -14,13 +14,13 @@ import time
 from dataclasses import dataclass, field
 
 from opentelemetry import metrics, trace
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Metric
 
+from .exemplars import ExemplarReader
 from .span_export import TrackedBatchSpanProcessor, TrackedSpanExporter
 
 
@@ -44,6 +44,7 @@ class Providers:
     tracer_provider: TracerProvider
     meter_provider: MeterProvider
     registry: CollectorRegistry
+    reader: ExemplarReader
     span_exporter: TrackedSpanExporter
     scrape_stats: ScrapeStats = field(default_factory=ScrapeStats)
     _collect_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -81,14 +82,10 @@ def _resource(service_name: str, service_version: str) -> Resource:
 def _build(service_name: str, service_version: str) -> Providers:
     resource = _resource(service_name, service_version)
     registry = CollectorRegistry(auto_describe=True)
-    reader = PrometheusMetricReader(scope_info_enabled=False, registry=registry)
-    # The Prometheus text format carries no exemplars, so collecting them is wasted work.
-    exemplars = (
-        None if os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER") else AlwaysOffExemplarFilter()
-    )
-    meter_provider = MeterProvider(
-        resource=resource, metric_readers=[reader], exemplar_filter=exemplars
-    )
+    reader = ExemplarReader(scope_info_enabled=False, registry=registry)
+    # The SDK's default exemplar filter (trace_based) keeps one exemplar per histogram bucket from
+    # measurements made in sampled spans; OTEL_METRICS_EXEMPLAR_FILTER=always_off saves that work.
+    meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
     span_exporter = TrackedSpanExporter()
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(TrackedBatchSpanProcessor(span_exporter))
@@ -100,6 +97,7 @@ def _build(service_name: str, service_version: str) -> Providers:
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         registry=registry,
+        reader=reader,
         span_exporter=span_exporter,
     )
 

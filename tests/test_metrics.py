@@ -5,6 +5,7 @@ import string
 import subprocess
 
 import pytest
+from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families
 
 from blog_api import create_app
@@ -194,3 +195,38 @@ def test_promtool_accepts_a_live_scrape(client, auth_headers, tmp_path):
         [promtool, "check", "metrics"], input=text, capture_output=True, timeout=30
     )
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+OPENMETRICS = {"Accept": "application/openmetrics-text; version=1.0.0"}
+
+
+def test_openmetrics_scrape_links_histogram_buckets_to_traces(client):
+    response = client.get("/api/v1/posts")
+    trace_id, span_id = response.headers["traceresponse"].split("-")[1:3]
+
+    scrape = client.get("/metrics", headers=OPENMETRICS)
+    assert scrape.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    families = {
+        f.name: f
+        for f in openmetrics_parser.text_string_to_metric_families(scrape.get_data(as_text=True))
+    }
+    exemplars = [
+        s.exemplar
+        for s in families[DURATION].samples
+        if s.name == DURATION + "_bucket"
+        and s.labels.get("http_route") == "/api/v1/posts"
+        and s.exemplar is not None
+    ]
+    assert {"trace_id": trace_id, "span_id": span_id} in [e.labels for e in exemplars]
+    bucket = next(
+        s
+        for s in families[DURATION].samples
+        if s.exemplar is not None and s.exemplar.labels["trace_id"] == trace_id
+    )
+    assert bucket.exemplar.value <= float(bucket.labels["le"])
+
+
+def test_classic_scrape_carries_no_exemplars(client):
+    client.get("/api/v1/posts")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert not [line for line in text.splitlines() if not line.startswith("#") and "#" in line]

@@ -390,13 +390,23 @@ def test_dashboard_exprs_are_valid_promql(tmp_path: Path) -> None:
 
 
 def test_grafana_provisioning_points_at_prometheus_and_the_dashboards() -> None:
-    [datasource] = load_yaml(GRAFANA_DATASOURCES)["datasources"]
+    datasource, jaeger = load_yaml(GRAFANA_DATASOURCES)["datasources"]
     [provider] = load_yaml(GRAFANA_DASHBOARDS)["providers"]
     grafana = load_yaml(COMPOSE)["services"]["grafana"]
 
     assert datasource["uid"] == "prometheus"
     assert datasource["type"] == "prometheus"
     assert datasource["url"] == "http://prometheus:9090"
+    # exemplars (trace_id on histogram buckets) link to the Jaeger datasource
+    assert (jaeger["type"], jaeger["uid"], jaeger["url"]) == (
+        "jaeger",
+        "jaeger",
+        "http://jaeger:16686",
+    )
+    [destination] = datasource["jsonData"]["exemplarTraceIdDestinations"]
+    assert destination == {"name": "trace_id", "datasourceUid": "jaeger"}
+    command = " ".join(load_yaml(COMPOSE)["services"]["prometheus"]["command"])
+    assert "--enable-feature=exemplar-storage" in command
     assert provider["type"] == "file"
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
     assert "./grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana["volumes"]

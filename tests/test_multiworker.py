@@ -8,6 +8,7 @@ import time
 
 import pytest
 from prometheus_client import Metric
+from prometheus_client.openmetrics import parser as openmetrics_parser
 
 from telemetry.multiprocess import merge, to_snapshot
 
@@ -101,8 +102,20 @@ def test_promtool_accepts_a_merged_scrape(tmp_path):
     with LiveServer(tmp_path, workers=2) as server:
         _failed_logins(server, 2)
         _hammer(server, 50, connections=4)
+        time.sleep(1.0)  # past the snapshot interval: the other worker's numbers are in
         status, body = server.request("GET", "/metrics")
-    assert status == 200
+        om_status, om_body = server.request(
+            "GET", "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+        )
+    assert status == 200 and om_status == 200
+    om = {f.name: f for f in openmetrics_parser.text_string_to_metric_families(om_body.decode())}
+    assert (
+        total(
+            {k: f.samples for k, f in om.items()}, DURATION, DURATION + "_count", http_route=ROUTE
+        )
+        == 50
+    )
+    assert any(s.exemplar for s in om[DURATION].samples)
     result = subprocess.run(
         [promtool, "check", "metrics"], input=body, capture_output=True, timeout=30
     )

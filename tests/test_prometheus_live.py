@@ -75,6 +75,8 @@ def prometheus(live_app, tmp_path_factory) -> Iterator[Process]:
         f"--storage.tsdb.path={tmp / 'data'}",
         f"--web.listen-address={HOST}:{port}",
         "--log.level=warn",
+        # Prometheus then asks for OpenMetrics, the format that carries exemplars
+        "--enable-feature=exemplar-storage",
     ]
     with Process(command, port, tmp / "prometheus.log", dict(os.environ), "/-/ready") as server:
         # Its first scrape comes only after target discovery's first update (about 5 s): wait
@@ -132,6 +134,7 @@ def wait_for_scrape_after(prometheus: Process, live_app: LiveServer, moment: flo
 @dataclass
 class Traffic:
     ended: float  # time.time() after the last response
+    post_read_traces: set  # trace ids of the post reads, from their traceresponse headers
 
 
 @pytest.fixture(scope="module")
@@ -161,9 +164,15 @@ def traffic(live_app) -> Traffic:
         body={"title": "scraped", "body": "by a real Prometheus"},
         headers={"Authorization": f"Bearer {tokens[0]}"},
     )
+    traces = set()
     for _ in range(POST_READS):
-        assert call_json(port, "GET", f"/api/v1/posts/{post['id']}", 200)["id"] == post["id"]
-    return Traffic(ended=time.time())
+        connection = live_app.connection()
+        connection.request("GET", f"/api/v1/posts/{post['id']}")
+        response = connection.getresponse()
+        assert response.status == 200 and json.loads(response.read())["id"] == post["id"]
+        traces.add(response.getheader("traceresponse").split("-")[1])
+        connection.close()
+    return Traffic(ended=time.time(), post_read_traces=traces)
 
 
 def duration(series: str, **labels: str) -> str:
@@ -235,3 +244,19 @@ def test_every_dashboard_and_alert_metric_is_live(live_app, prometheus, traffic)
         )
     ]
     assert not missing_in_prometheus, f"Prometheus has no series of {missing_in_prometheus}"
+
+
+def test_prometheus_stores_exemplars_that_lead_to_real_traces(live_app, prometheus, traffic):
+    wait_for_scrape_after(prometheus, live_app, traffic.ended)
+    selector = duration("bucket", http_route=POST_ROUTE)
+    query = urlencode({"query": selector, "start": traffic.ended - 600, "end": time.time() + 60})
+    status, body = call(prometheus.port, "GET", f"/api/v1/query_exemplars?{query}")
+    answer = json.loads(body)
+    assert status == 200 and answer["status"] == "success", answer
+    trace_ids = {
+        exemplar["labels"]["trace_id"]
+        for series in answer["data"]
+        for exemplar in series["exemplars"]
+    }
+    assert trace_ids, "Prometheus stored no exemplar for the post route"
+    assert trace_ids <= traffic.post_read_traces
