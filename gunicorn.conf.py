@@ -14,6 +14,32 @@ preload_app = False
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 10
 keepalive = 5
+# gunicorn's own lines (booting, worker exits, timeouts) in the app's format: one line a record on
+# stderr, JSON unless LOG_FORMAT=text. The root logger is left to the app (create_app sets it up).
+_log_format = os.environ.get("LOG_FORMAT", "json").lower()
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": os.environ.get("LOG_LEVEL", "INFO").upper(), "handlers": []},
+    "formatters": {
+        "line": {
+            "()": f"telemetry.logs.{'TextFormatter' if _log_format == 'text' else 'JsonFormatter'}"
+        }
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "line",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        # No access log, as gunicorn's default: every request is in the metrics and the traces.
+        "gunicorn.access": {"level": "WARNING", "handlers": ["stderr"], "propagate": False},
+    },
+}
+
 # Bound how long a worker lives, so a slow leak cannot grow forever (0: never recycle).
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10
