@@ -1,5 +1,6 @@
 """Exact metrics under gunicorn with several workers: every scrape reports every worker's counts."""
 
+import json
 import os
 import re
 import subprocess
@@ -93,6 +94,9 @@ def test_four_workers_every_scrape_is_exact(tmp_path):
         _assert_exact_scrapes(server, 1000, 5)
         pids = set(re.findall(r"Booting worker with pid: (\d+)", server.log()))
         assert len(pids) == 4
+    # gunicorn's own lines are in the app's format too: one JSON object a line
+    lines = [json.loads(line) for line in server.log().splitlines()]
+    assert any(line["logger"] == "gunicorn.error" for line in lines)
 
 
 @pytest.mark.slow
