@@ -192,7 +192,11 @@ def start_worker(directory: str, collect: Callable[[], Iterable[Metric]]) -> Wor
 
 
 def prepare(workers: int) -> str | None:
-    """In the master before forking: choose (and empty) the directory when it is needed."""
+    """In the master before forking: choose the directory when it is needed.
+
+    A directory that already exists (set by the operator, or inherited by a new master during a
+    USR2 upgrade) keeps its counts: live workers' files stay, dead ones are folded into the archive.
+    """
     directory = os.environ.get(ENV_DIR)
     if not directory and workers <= 1:
         return None
@@ -201,9 +205,23 @@ def prepare(workers: int) -> str | None:
         os.environ[ENV_DIR] = directory
     os.makedirs(directory, mode=0o700, exist_ok=True)
     for name in os.listdir(directory):
-        if name.startswith(_WORKER_PREFIX) or name in (ARCHIVE, LOCK) or name.startswith(".tmp-"):
+        if name.startswith(".tmp-"):
             os.unlink(os.path.join(directory, name))
+        elif name.startswith(_WORKER_PREFIX):
+            pid = int(name[len(_WORKER_PREFIX) :].split(".", 1)[0])
+            if not _alive(pid):
+                fold_exited_worker(pid)
     return directory
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def worker_exiting(pid: int) -> None:

@@ -172,3 +172,26 @@ def test_merge_sums_counters_and_histograms_and_keeps_gauges_of_live_workers_onl
     assert {s.name: s.value for s in merged["dur"].samples} == {"dur_bucket": 111, "dur_count": 111}
     assert merged["active"].samples[0].value == 5  # the archived (exited) worker's 7 is gone
     assert [s.labels for s in merged["target"].samples] == [{"service_name": "x"}]
+
+
+def test_a_reused_directory_keeps_dead_workers_counts_and_live_workers_files(tmp_path, monkeypatch):
+    from telemetry import multiprocess
+
+    def snapshot(n: int):
+        return to_snapshot(
+            [
+                _family("logins", "counter", ("logins_total", {}, n)),
+                _family("active", "gauge", ("active", {}, 1)),
+            ]
+        )
+
+    dead_pid = 2**22 + 12345  # above the default pid_max: no such process
+    for pid, n in ((dead_pid, 7), (os.getpid(), 5)):
+        (tmp_path / f"worker-{pid}.json").write_text(json.dumps(snapshot(n)))
+    (tmp_path / ".tmp-leftover").write_text("half a file")
+    monkeypatch.setenv("METRICS_MULTIPROCESS_DIR", str(tmp_path))
+
+    assert multiprocess.prepare(workers=4) == str(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == [".lock", "archive.json", f"worker-{os.getpid()}.json"]
+    archive = json.loads((tmp_path / "archive.json").read_text())
+    assert archive == [["logins", "counter", "help", "", [["logins_total", {}, 7]]]]
