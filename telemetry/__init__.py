@@ -62,9 +62,12 @@ def init_telemetry(
     env: Mapping[str, str],
     service_name: str,
     service_version: str,
-    skip_paths: tuple[str, ...] = (METRICS_PATH,),
+    skip_paths: tuple[str, ...] = (),
 ) -> Telemetry:
-    """Instrument `app` (and `engine`), serve /metrics, and return the app's meter."""
+    """Instrument `app` (and `engine`), serve /metrics, and return the app's meter.
+
+    `/metrics` and `skip_paths` (each exact, or a prefix of `path/...`) are not instrumented.
+    """
     config = TelemetryConfig.from_mapping(env)
     if config.disabled:
         handle = Telemetry(meter=NoOpMeter("telemetry"), providers=None)

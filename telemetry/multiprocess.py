@@ -148,9 +148,12 @@ class WorkerMetrics:
             except Exception:  # noqa: BLE001 - keep snapshotting; the next one may work
                 log.exception("could not write the metrics snapshot")
 
-    def write_snapshot(self) -> None:
+    def write_snapshot(self) -> Snapshot:
+        """Collect this worker's metrics now, write them, and return them."""
         with self._write_lock:
-            _write_atomically(self._path, to_snapshot(self._collect()))
+            snapshot = to_snapshot(self._collect())
+            _write_atomically(self._path, snapshot)
+            return snapshot
 
     def stop(self) -> None:
         """Stop the thread and write a last snapshot (the worker is exiting)."""
@@ -163,9 +166,7 @@ class WorkerMetrics:
         """Every worker's totals. Our own fresh numbers are written first, so that the next scrape,
         whichever worker answers it, reads them: totals never go down from one scrape to the next.
         """
-        with self._write_lock:
-            own = to_snapshot(self._collect())
-            _write_atomically(self._path, own)
+        own = self.write_snapshot()
         with _locked(self.directory, fcntl.LOCK_SH):
             others = [
                 _read(os.path.join(self.directory, name))
@@ -216,11 +217,11 @@ def prepare(workers: int) -> str | None:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # PermissionError would mean someone else's live process
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process: alive
-        return True
+    except PermissionError:
+        pass
     return True
 
 

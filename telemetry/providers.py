@@ -40,7 +40,6 @@ class ScrapeStats:
 @dataclass
 class Providers:
     pid: int
-    resource: Resource
     tracer_provider: TracerProvider
     meter_provider: MeterProvider
     registry: CollectorRegistry
@@ -93,7 +92,6 @@ def _build(service_name: str, service_version: str) -> Providers:
     _set_globals_once(tracer_provider, meter_provider)
     return Providers(
         pid=os.getpid(),
-        resource=resource,
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         registry=registry,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 
 import pytest
 
@@ -22,14 +21,6 @@ def missing(what: str) -> None:
     if REQUIRED:
         pytest.fail(f"{what} (BLOG_API_REQUIRE_SERVICES=1: this must run)", pytrace=False)
     pytest.skip(f"{what}; set BLOG_API_REQUIRE_SERVICES=1 to make this a failure")
-
-
-def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def require_binary(name: str) -> str:

@@ -9,7 +9,7 @@ import redis
 from blog_api import create_app
 
 from .conftest import SECRET
-from .services import REDIS_URL, missing, port_open
+from .services import REDIS_URL, missing
 
 ISO_Z = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
 
@@ -130,4 +130,3 @@ def test_real_postgres_health(postgres_url):
     client = create_app({"DATABASE_URL": postgres_url, "SECRET_KEY": SECRET}).test_client()
     body = client.get("/health").get_json()
     assert body["checks"]["database"]["status"] == "up"
-    assert port_open("127.0.0.1", 5432)

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from blog_api import create_app
 
 from .conftest import PASSWORD, assert_error
+from .live_server import total
 from .services import require_binary
 
 DURATION = "http_server_request_duration_seconds"
@@ -24,19 +25,20 @@ def scrape(client, headers=None) -> dict:
     return {f.name: f.samples for f in text_string_to_metric_families(response.get_data(True))}
 
 
-def value(families, family, sample_name, **labels) -> float:
-    """The sample's value, or 0 if the series does not exist yet."""
-    for sample in families.get(family, []):
-        if sample.name == sample_name and all(sample.labels.get(k) == v for k, v in labels.items()):
-            return sample.value
-    return 0.0
-
-
 def count(families, **labels) -> float:
+    """Requests counted by the duration histogram whose labels include `labels`."""
+    return total(families, DURATION, DURATION + "_count", **labels)
+
+
+def without_route(families, **labels) -> float:
+    """Like count(), but only series without a route: `http_route` empty, which Prometheus
+    stores as no label (the exporter fills a label some points of a family lack with "")."""
     return sum(
         s.value
         for s in families.get(DURATION, [])
-        if s.name == DURATION + "_count" and all(s.labels.get(k) == v for k, v in labels.items())
+        if s.name == DURATION + "_count"
+        and s.labels.get("http_route", "") == ""
+        and all(s.labels.get(k) == v for k, v in labels.items())
     )
 
 
@@ -99,7 +101,7 @@ def test_login_counter_counts_each_outcome_exactly_once(client, users):
     after = scrape(client)
 
     def delta(outcome):
-        return value(after, "blog_api_logins", "blog_api_logins_total", outcome=outcome) - value(
+        return total(after, "blog_api_logins", "blog_api_logins_total", outcome=outcome) - total(
             before, "blog_api_logins", "blog_api_logins_total", outcome=outcome
         )
 
@@ -230,3 +232,21 @@ def test_classic_scrape_carries_no_exemplars(client):
     client.get("/api/v1/posts")
     text = client.get("/metrics").get_data(as_text=True)
     assert not [line for line in text.splitlines() if not line.startswith("#") and "#" in line]
+
+
+def test_unmatched_route_is_counted_without_a_route_label(client):
+    before = scrape(client)
+    client.get("/no/such/route/12345")
+    after = scrape(client)
+    assert (
+        without_route(after, http_request_method="GET", http_response_status_code="404")
+        - (without_route(before, http_request_method="GET", http_response_status_code="404"))
+        == 1
+    )
+
+
+def test_active_requests_gauge_is_labelled_by_method(client):
+    client.get("/api/v1/posts")
+    client.post("/api/v1/posts", json={"title": "t", "body": "b"})
+    samples = scrape(client)["http_server_active_requests"]
+    assert {s.labels["http_request_method"] for s in samples} >= {"GET", "POST"}
