@@ -18,6 +18,8 @@ Configuration (standard OpenTelemetry variables; `env` is usually os.environ):
 - `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)`, `OTEL_BSP_*`:
   honoured by the SDK as the specification says.
 - `METRICS_TOKEN`: when set, `/metrics` needs `Authorization: Bearer <token>`.
+- `TELEMETRY_INSTRUMENTATION`: `lean` (default: `http_server` and `sql_spans`, our own) or
+  `contrib` (opentelemetry-instrumentation-flask and -sqlalchemy, the reference they are held to).
 - `METRICS_MULTIPROCESS_DIR`: merge the metrics of every worker process (see `multiprocess`);
   gunicorn.conf.py sets it by itself when it starts more than one worker.
 
@@ -34,8 +36,8 @@ from flask import Flask
 from opentelemetry.metrics import Meter, NoOpMeter
 from sqlalchemy.engine import Engine
 
+from . import contrib, http_server, sql_spans
 from .config import TelemetryConfig
-from .flask_app import instrument_flask, opt_in_to_stable_http_semconv
 from .logs import configure_logging
 from .multiprocess import start_worker
 from .prometheus import METRICS_PATH, add_metrics_route
@@ -45,6 +47,11 @@ from .timestamps import iso_utc
 __all__ = ["Telemetry", "configure_logging", "exporter_status", "init_telemetry"]
 
 _EXTENSION = "telemetry"
+# TELEMETRY_INSTRUMENTATION -> (instrument a Flask app, instrument an SQLAlchemy engine)
+_INSTRUMENTATIONS = {
+    "lean": (http_server.instrument_app, sql_spans.instrument_engine),
+    "contrib": (contrib.instrument_app, contrib.instrument_engine),
+}
 
 
 @dataclass(frozen=True)
@@ -74,19 +81,18 @@ def init_telemetry(
         app.extensions[_EXTENSION] = handle
         return handle
 
-    opt_in_to_stable_http_semconv()
+    contrib.opt_in_to_stable_http_semconv()
     providers = get_providers(service_name, service_version)
     providers.span_exporter.set_endpoint(config.traces_endpoint)
     collect = None
     if config.multiprocess_dir:
         collect = start_worker(config.multiprocess_dir, providers.collect).collect_merged
     add_metrics_route(app, providers, config.metrics_token, collect)
-    instrument_flask(
+    instrument_app, instrument_engine = _INSTRUMENTATIONS[config.instrumentation]
+    instrument_app(
         app, providers.tracer_provider, providers.meter_provider, (METRICS_PATH, *skip_paths)
     )
     if engine is not None:
-        from .database import instrument_engine
-
         instrument_engine(engine, providers.tracer_provider)
 
     handle = Telemetry(meter=providers.meter_provider.get_meter(service_name), providers=providers)

@@ -67,7 +67,7 @@ def test_credentials_in_urls_are_redacted():
 
 def test_telemetry_never_imports_the_app():
     code = (
-        "import sys, telemetry, telemetry.multiprocess, telemetry.database, telemetry.prometheus\n"
+        "import sys, telemetry, telemetry.multiprocess, telemetry.contrib, telemetry.prometheus\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'blog_api'))"
     )
     result = subprocess.run(
