@@ -261,13 +261,13 @@ def summarize(chosen: dict[str, Variant]) -> dict:
             "p99_ms": _median([m.result.p99_ms for m in v.results], 2),
             "p99_vs_off": _median([m.result.p99_ms / o.result.p99_ms for m, o in rows], 2),
             "spans_per_request": (
-                round(sum(m.spans for m in v.results) / requests, 2) if v.sender else None
+                round(sum(m.spans for m in v.results) / max(requests, 1), 2) if v.sender else None
             ),
             "requests": requests,
             "errors": sum(m.result.errors for m in v.results),
         }
         if traces := sum(m.traces for m in v.results):
-            out[name]["traces_per_request"] = round(traces / requests, 2)
+            out[name]["traces_per_request"] = round(traces / max(requests, 1), 2)
     return out
 
 
