@@ -1,638 +1,402 @@
-"""What does telemetry cost? The same load against blog-api with telemetry on and off.
+"""What does telemetry cost? The same load on blog-api with ours, without, and with the anchors.
 
-Starts two gunicorn servers on one fresh SQLite file, both on 127.0.0.1:
+Variants (`--variants`, default all; `off` is always measured, as the baseline):
 
-- ON:  metrics + traces, spans exported over OTLP/HTTP to a receiver this script runs itself;
-- OFF: OTEL_SDK_DISABLED=true (no spans, no metrics, /metrics answers 404),
+- off:            OTEL_SDK_DISABLED=true;
+- ours-full:      the default: metrics, and every request and SQL statement traced and exported
+                  over OTLP/HTTP to a receiver this script runs;
+- ours-metrics:   OTEL_TRACES_SAMPLER=always_off;
+- contrib-full:   ours-full with TELEMETRY_INSTRUMENTATION=contrib (the OpenTelemetry contrib
+                  Flask and SQLAlchemy instrumentations, the reference);
+- prometheus-flask-exporter: telemetry off, prometheus_flask_exporter on the app (metrics only);
+- ddtrace:        telemetry off, Datadog's ddtrace (Flask and SQLAlchemy integrations) sending to
+                  the same receiver, which also answers as a Datadog agent.
 
-seeds one user and one post through the API, then runs `--rounds` rounds. In each round both
-servers get the same load, one at a time (never both at once), each measurement preceded by a
-short warm-up; the order alternates ON/OFF, OFF/ON, ... so slow drift hurts neither side. After an
-ON measurement the script waits until the batch span processor has flushed, so no export spills
-into the next OFF measurement.
+The anchors come from bench/anchor_apps.py and need the bench's own venv (`make bench`). Every
+variant is its own gunicorn on one fresh, seeded SQLite file. Before measuring, each is checked:
+GET answers 200, /metrics is what the variant serves, traced variants' spans arrive (a server span
+and SQL spans). Each round measures every variant once, one at a time, in a rotating order,
+each after a warm-up; after a traced variant the script waits until its exports settle, so none
+spills into the next measurement. Prints a table and, last, one JSON line.
 
-Load comes from `wrk --latency` when it is installed, else from a Python client (threads,
-http.client). Prints a table and, last, one JSON line.
-
-    .venv/bin/python bench/overhead.py [--path /api/v1/posts/{post_id}] [--workers 1]
-        [--connections 8] [--duration 10] [--rounds 5] [--warmup 2] [--client auto|wrk|python]
-        [--on-env OTEL_TRACES_SAMPLER=always_off ...]   # try a setting on the ON server
+    .venv-bench/bin/python bench/overhead.py [--variants off,ours-full,...] [--rounds 5]
+        [--duration 10] [--warmup 2] [--connections 8] [--workers 1]
+        [--path /api/v1/posts/{post_id}] [--client auto|wrk|python]
+        [--env ours-full:OTEL_BSP_MAX_EXPORT_BATCH_SIZE=512 ...]   # try a setting on one variant
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
+import importlib.util
 import json
 import os
-import re
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-GUNICORN = REPO / ".venv" / "bin" / "gunicorn"
-HOST = "127.0.0.1"
-DEFAULT_PATH = "/api/v1/posts/{post_id}"
-# The SDK's default OTEL_BSP_SCHEDULE_DELAY (ms): the longest a finished span waits for export.
-BSP_DELAY_S = int(os.environ.get("OTEL_BSP_SCHEDULE_DELAY", "5000")) / 1000
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from harness import (  # noqa: E402 - a sibling module, not a package
+    BSP_DELAY_S,
+    Result,
+    Server,
+    TraceReceiver,
+    base_env,
+    client_name,
+    load,
+    request,
+    seed,
+    stop_on_sigterm,
+)
 
-# --------------------------------------------------------------------------- OTLP receiver
-class SpanReceiver:
-    """A minimal OTLP/HTTP trace receiver: answers 200 to POST /v1/traces and counts spans.
-
-    Bodies are only stored while load runs and decoded between measurements (`drain()`), so the
-    receiver takes as little CPU as possible from the server under test on a small machine.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._bodies: list[bytes] = []
-        self.posts = 0
-        self.bytes = 0
-        self.spans = 0
-        self.last_post = 0.0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                ok = self.path == "/v1/traces"
-                if ok:
-                    with receiver._lock:
-                        receiver._bodies.append(body)
-                        receiver.posts += 1
-                        receiver.bytes += len(body)
-                        receiver.last_post = time.monotonic()
-                self.send_response(200 if ok else 404)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer((HOST, 0), Handler)
-        self.server.daemon_threads = True
-        self.endpoint = f"http://{HOST}:{self.server.server_port}/v1/traces"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def drain(self) -> int:
-        """Decode the stored bodies, add their spans to `self.spans`; return the new spans."""
-        with self._lock:
-            bodies, self._bodies = self._bodies, []
-        new = 0
-        try:
-            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-                ExportTraceServiceRequest,
-            )
-        except ImportError:  # opentelemetry-proto is a dev dependency; count posts only
-            return 0
-        for body in bodies:
-            request = ExportTraceServiceRequest()
-            request.ParseFromString(body)
-            for resource_spans in request.resource_spans:
-                for scope_spans in resource_spans.scope_spans:
-                    new += len(scope_spans.spans)
-        self.spans += new
-        return new
-
-    def wait_quiet(self, quiet_s: float, limit_s: float) -> None:
-        """Wait until no POST arrived for `quiet_s` seconds (at most `limit_s` in all)."""
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            if time.monotonic() - max(self.last_post, 0.0) >= quiet_s:
-                return
-            time.sleep(0.1)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-# --------------------------------------------------------------------------- servers
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def request(port: int, method: str, path: str, body=None, token: str | None = None):
-    """One HTTP request; returns (status, headers, parsed JSON or raw bytes)."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=10)
-    try:
-        headers = {}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        conn.request(method, path, body=data, headers=headers)
-        resp = conn.getresponse()
-        raw = resp.read()
-        try:
-            payload = json.loads(raw) if raw else None
-        except ValueError:
-            payload = raw
-        return resp.status, dict(resp.getheaders()), payload
-    finally:
-        conn.close()
+OFF = {"OTEL_SDK_DISABLED": "true"}
+# ddtrace sends traces to the receiver and nothing else anywhere: no runtime metrics (DogStatsD),
+# remote configuration, instrumentation telemetry, profiler, crash tracker or symbol upload.
+# SQLAlchemy on (it is off by default in favour of the DB-API integrations) and sqlite3 off, so
+# there is one span per SQL statement, as with ours.
+DDTRACE = {
+    "DD_SERVICE": "blog-api",
+    "DD_PATCH_MODULES": "sqlalchemy:true,sqlite3:false",
+    "DD_RUNTIME_METRICS_ENABLED": "false",
+    "DD_REMOTE_CONFIGURATION_ENABLED": "false",
+    "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false",
+    "DD_PROFILING_ENABLED": "false",
+    "DD_CRASHTRACKING_ENABLED": "false",
+    "DD_DATA_STREAMS_ENABLED": "false",
+    "DD_TRACE_STATS_COMPUTATION_ENABLED": "false",
+    "DD_SYMBOL_DATABASE_UPLOAD_ENABLED": "false",
+}
+DD_WRITER_INTERVAL_S = 1.0  # ddtrace's default DD_TRACE_WRITER_INTERVAL_SECONDS
 
 
 @dataclass
-class Server:
-    name: str
+class Measurement:
+    result: Result
+    cpu_us: float | None  # server CPU per request, all its processes, incl. the export after
+    spans: int  # spans received from this variant for this measurement
+    traces: int  # Datadog payloads say how many traces they carry
+
+
+@dataclass
+class Variant:
     env: dict
-    log_path: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen | None = None
-
-    def start(self, workers: int) -> None:
-        env = {**self.env, "HOST": HOST, "PORT": str(self.port), "WEB_CONCURRENCY": str(workers)}
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [GUNICORN, "-c", "gunicorn.conf.py", "blog_api:create_app()"],
-            cwd=REPO,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop it cleanly
-        )
-
-    def wait_live(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} server exited early:\n{self.log_tail()}")
-            try:
-                if request(self.port, "GET", "/health/live")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} server not live after {timeout_s}s:\n{self.log_tail()}")
-
-    def check_alive(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            raise RuntimeError(
-                f"{self.name} server is gone (something outside the benchmark stopped it?):\n"
-                f"{self.log_tail()}"
-            )
-
-    def worker_pids(self) -> list[int]:
-        out = subprocess.run(
-            ["ps", "-o", "pid=", "--ppid", str(self.proc.pid)], capture_output=True, text=True
-        ).stdout
-        return [int(p) for p in out.split()]
-
-    def cpu_seconds(self) -> float | None:
-        """User + system CPU of the master and its workers so far (Linux /proc), or None."""
-        total = 0
-        try:
-            for pid in (self.proc.pid, *self.worker_pids()):
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-        except (OSError, IndexError, ValueError):
-            return None
-        return total / os.sysconf("SC_CLK_TCK")
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)  # gunicorn's graceful_timeout is 10 s
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        self._log.close()
-        self.proc = None
+    metrics: int = 200  # what GET /metrics answers
+    sender: str | None = None  # spans counted under this name at the receiver
+    traced: bool = False  # exports spans: wait for them to settle after each measurement
+    expect: tuple[str, ...] = ()  # span labels that must arrive (prefix or '(suffix)')
+    app: str = "blog_api:create_app()"
+    wrapper: tuple[str, ...] = ()
+    needs: str | None = None  # a module only the bench venv has
+    settle_s: float = BSP_DELAY_S + 0.5
+    results: list[Measurement] = field(default_factory=list)  # one per round
 
 
-def base_env(db_url: str) -> dict:
-    """The parent's environment minus anything that would change the app's behaviour."""
-    drop = (
-        "OTEL_",
-        "DATABASE_URL",
-        "REDIS_URL",
-        "METRICS_",
-        "GUNICORN_",
-        "JWT_",
-        "WEB_CONCURRENCY",
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env.update(
-        DATABASE_URL=db_url,
-        SECRET_KEY="bench-secret-key-not-for-production-0123456789",
-        APP_ENV="production",
-        LOG_LEVEL="WARNING",
-        BCRYPT_ROUNDS="4",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+def variants() -> dict[str, Variant]:
+    otlp_checks = ("SERVER ", "CLIENT ")
+    return {
+        "off": Variant(OFF, metrics=404),
+        "ours-full": Variant({}, sender="ours-full", traced=True, expect=otlp_checks),
+        "ours-metrics": Variant({"OTEL_TRACES_SAMPLER": "always_off"}, sender="ours-metrics"),
+        "contrib-full": Variant(
+            {"TELEMETRY_INSTRUMENTATION": "contrib"},
+            sender="contrib-full",
+            traced=True,
+            expect=otlp_checks,
+        ),
+        "prometheus-flask-exporter": Variant(
+            OFF, app="anchor_apps:prometheus_app()", needs="prometheus_flask_exporter"
+        ),
+        "ddtrace": Variant(
+            {**OFF, **DDTRACE},
+            metrics=404,
+            sender="ddtrace",
+            traced=True,
+            expect=("flask.request (flask)", "(sqlalchemy)"),
+            app="anchor_apps:ddtrace_app()",
+            wrapper=("ddtrace-run",),
+            needs="ddtrace",
+            settle_s=DD_WRITER_INTERVAL_S + 0.5,
+        ),
+    }
 
 
-def seed(port: int) -> int:
-    """Register a user, log in, publish a post; return the post's id."""
-    user = {"username": "bench", "email": "bench@example.org", "password": "correct horse"}
-    status, _, payload = request(port, "POST", "/api/v1/users/register", user)
-    if status != 201:
-        raise RuntimeError(f"register: {status} {payload}")
-    login = {"username": user["username"], "password": user["password"]}
-    status, _, payload = request(port, "POST", "/api/v1/users/login", login)
-    if status != 200:
-        raise RuntimeError(f"login: {status} {payload}")
-    post = {"title": "Benchmark post", "body": "The post every benchmark request reads. " * 10}
-    status, _, payload = request(port, "POST", "/api/v1/posts", post, payload["access_token"])
-    if status != 201:
-        raise RuntimeError(f"create post: {status} {payload}")
-    return payload["id"]
-
-
-# --------------------------------------------------------------------------- load generators
-@dataclass
-class Result:
-    requests: int
-    seconds: float
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: int  # non-2xx/3xx responses plus socket errors
-    cpu_ms: float | None = None  # server CPU (all its processes) per request, incl. span export
-
-
-_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
-
-
-def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
-    return float(number) * _UNITS_MS[unit]
-
-
-def run_wrk(url: str, connections: int, duration: float, threads: int) -> Result:
-    cmd = [
-        "wrk",
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{max(1, round(duration))}s",
-        "--timeout",
-        "5s",
-        "--latency",
-        url,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30)
-    out = proc.stdout
-    try:
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-        total, secs = re.search(r"(\d+) requests in ([\d.]+\w+),", out).groups()
-        p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
-        p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
-    except AttributeError as exc:
-        raise RuntimeError(
-            f"could not parse wrk output (exit {proc.returncode}):\n{out}{proc.stderr}"
-        ) from exc
-    errors = 0
-    if m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out):
-        errors += int(m.group(1))
-    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
-        errors += sum(int(g) for g in m.groups())
-    return Result(int(total), _ms(secs) / 1000, rps, p50, p99, errors)
-
-
-def run_python(port: int, path: str, connections: int, duration: float) -> Result:
-    """N threads, each with a keep-alive http.client connection (reopened when the server closes
-    it, as gunicorn's sync worker does after every response). Bounded by time and by count."""
-    max_per_thread = 1_000_000
-    latencies: list[list[float]] = [[] for _ in range(connections)]
-    errors = [0] * connections
-    stop_at = time.monotonic() + duration
-
-    def worker(i: int) -> None:
-        conn = None
-        mine = latencies[i]
-        while time.monotonic() < stop_at and len(mine) < max_per_thread:
-            if conn is None:
-                conn = http.client.HTTPConnection(HOST, port, timeout=5)
-            started = time.perf_counter()
-            try:
-                conn.request("GET", path)
-                resp = conn.getresponse()
-                resp.read()
-            except (OSError, http.client.HTTPException):
-                errors[i] += 1
-                conn.close()
-                conn = None
-                continue
-            mine.append(time.perf_counter() - started)
-            if resp.status >= 400:
-                errors[i] += 1
-            if resp.will_close:
-                conn.close()
-                conn = None
-        if conn is not None:
-            conn.close()
-
-    started = time.monotonic()
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(duration + 10)
-    elapsed = time.monotonic() - started
-    every = sorted(x for lst in latencies for x in lst)
-    if not every:
-        raise RuntimeError("the Python client completed no request")
-
-    def pct(q: float) -> float:
-        return every[min(len(every) - 1, int(q * len(every)))] * 1000
-
-    return Result(len(every), elapsed, len(every) / elapsed, pct(0.50), pct(0.99), sum(errors))
-
-
-# --------------------------------------------------------------------------- the run
-def metric_count(port: int, route: str) -> int | None:
-    """http_server_request_duration_seconds_count summed over the series of `route`."""
-    status, _, body = request(port, "GET", "/metrics")
-    if status != 200:
-        return None
-    text = body.decode() if isinstance(body, bytes) else str(body)
-    total = 0
-    for line in text.splitlines():
-        if line.startswith("http_server_request_duration_seconds_count{") and (
-            f'http_route="{route}"' in line
-        ):
-            total += int(float(line.rsplit(" ", 1)[1]))
-    return total
-
-
-def fmt_row(cols, widths) -> str:
-    return "  ".join(str(c).rjust(w) for c, w in zip(cols, widths, strict=True))
-
-
-def main(argv=None) -> int:
+def parse_args(argv, known: dict[str, Variant]):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--path", default=DEFAULT_PATH, help="route to load ({post_id}: the seeded post)"
-    )
-    p.add_argument("--workers", type=int, default=1, help="gunicorn workers (WEB_CONCURRENCY)")
-    p.add_argument("--connections", type=int, default=8, help="concurrent client connections")
+    p.add_argument("--variants", default="all", help=f"comma-separated, of: {', '.join(known)}")
+    p.add_argument("--rounds", type=int, default=5, help="rounds of every variant")
     p.add_argument("--duration", type=float, default=10, help="seconds per measurement")
-    p.add_argument("--rounds", type=int, default=5, help="rounds of ON + OFF")
     p.add_argument("--warmup", type=float, default=2, help="seconds of load before each one")
+    p.add_argument("--connections", type=int, default=8, help="concurrent client connections")
+    p.add_argument("--workers", type=int, default=1, help="gunicorn workers (WEB_CONCURRENCY)")
+    p.add_argument("--path", default="/api/v1/posts/{post_id}", help="{post_id}: the seeded post")
     p.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
-    p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1)")
+    p.add_argument("--wrk-threads", type=int, default=1)
     p.add_argument(
-        "--on-env",
+        "--env",
         action="append",
         default=[],
-        metavar="NAME=VALUE",
-        help="extra environment for the ON server, e.g. OTEL_TRACES_SAMPLER=always_off",
+        metavar="VARIANT:NAME=VALUE",
+        help="extra environment for one variant, e.g. ours-full:OTEL_BSP_MAX_EXPORT_BATCH_SIZE=512",
     )
     args = p.parse_args(argv)
     if not (1 <= args.rounds <= 100 and 1 <= args.duration <= 600 and 0 <= args.warmup <= 60):
         p.error("rounds 1-100, duration 1-600 s, warmup 0-60 s")
     if not (1 <= args.connections <= 1000 and 1 <= args.workers <= 64):
         p.error("connections 1-1000, workers 1-64")
-    if any("=" not in kv for kv in args.on_env):
-        p.error("--on-env takes NAME=VALUE")
+    missing = [n for n, v in known.items() if v.needs and not importlib.util.find_spec(v.needs)]
+    if args.variants == "all":
+        chosen = [n for n in known if n not in missing]
+        if missing:
+            print(f"skipping {', '.join(missing)}: not installed (make bench)", file=sys.stderr)
+    else:
+        chosen = ["off"] + [n for n in args.variants.split(",") if n and n != "off"]
+        if unknown := [n for n in chosen if n not in known]:
+            p.error(f"unknown variants {unknown}; known: {', '.join(known)}")
+        if needed := [n for n in chosen if n in missing]:
+            p.error(
+                f"not installed here: {', '.join(needed)} (the bench venv has them: make bench)"
+            )
+    for item in args.env:
+        name, _, kv = item.partition(":")
+        if name not in chosen or "=" not in kv:
+            p.error(f"--env {item}: want VARIANT:NAME=VALUE for a chosen variant")
+        known[name].env = {**known[name].env, **dict([kv.split("=", 1)])}
+    return args, {n: known[n] for n in chosen}
 
-    tool = args.client
-    if tool == "auto":
-        tool = "wrk" if shutil.which("wrk") else "python"
-    if tool == "wrk" and not shutil.which("wrk"):
-        p.error("wrk is not installed (apt-get install wrk), use --client python")
-    tool_desc = (
-        f"wrk ({subprocess.run(['wrk', '-v'], capture_output=True, text=True).stdout.split()[1]},"
-        f" {args.wrk_threads} thread(s))"
-        if tool == "wrk"
-        else "python http.client threads"
+
+def preflight(servers, chosen, receiver, path) -> None:
+    """Check that every variant serves what it should, before any number is taken."""
+    checked = time.monotonic()
+    for name in chosen:
+        status = request(servers[name].port, "GET", path)[0]
+        if status != 200:
+            raise RuntimeError(f"{name}: GET {path} answered {status}")
+    for name, v in chosen.items():
+        status, _, body = request(servers[name].port, "GET", "/metrics")
+        note = ""
+        if name == "prometheus-flask-exporter" and status == 200:
+            lines = [
+                line
+                for line in body.decode().splitlines()
+                if line.startswith("flask_http_request_duration_seconds_count{")
+            ]
+            status = status if lines else "200 without the request metric"
+            note = "  " + "; ".join(lines)
+        if status != v.metrics:
+            raise RuntimeError(f"{name}: GET /metrics answered {status}, expected {v.metrics}")
+        print(f"  {name:26} GET {path} 200, /metrics {status}{note}")
+    for v in chosen.values():
+        if v.traced:
+            receiver.wait_quiet(v.sender, v.settle_s, since=checked)
+    receiver.drain()
+    for name, v in chosen.items():
+        if not v.traced:
+            continue
+        labels = receiver.kinds[v.sender]
+        got = ", ".join(f"{label} {n}" for label, n in labels.most_common())
+        print(f"  {name:26} spans so far: {got or 'none'}")
+        for want in v.expect:
+            if not any(label.startswith(want) or label.endswith(want) for label in labels):
+                raise RuntimeError(f"{name}: no span {want!r} arrived at the receiver: {got}")
+    if "contrib-full" in chosen and "ours-full" in chosen:
+        if set(receiver.kinds["contrib-full"]) == set(receiver.kinds["ours-full"]):
+            print("  note: contrib-full made the same spans as ours-full (setting not honoured?)")
+
+
+def measure(name, v, server, receiver, args, client, path) -> None:
+    """One measurement of one variant: warm-up, load, the exports' flush; appended to v.results."""
+    server.check_alive()
+    if args.warmup:
+        load(client, server.port, path, args.connections, args.warmup, args.wrk_threads)
+        if v.traced:  # let the warm-up's spans leave before the clock starts
+            receiver.wait_quiet(v.sender, v.settle_s)
+    receiver.drain()
+    spans_before, traces_before = dict(receiver.spans), receiver.traces[v.sender]
+    cpu_before = server.cpu_seconds()
+    result = load(client, server.port, path, args.connections, args.duration, args.wrk_threads)
+    if v.traced:  # the exports after the load are part of its cost
+        receiver.wait_quiet(v.sender, v.settle_s)
+    server.check_alive()
+    cpu_after = server.cpu_seconds()
+    receiver.drain()
+    cpu_us = None
+    if cpu_before is not None and cpu_after is not None and result.requests:
+        cpu_us = (cpu_after - cpu_before) * 1e6 / result.requests
+    new = {k: n - spans_before.get(k, 0) for k, n in receiver.spans.items()}
+    if spills := {k: n for k, n in new.items() if n and k != v.sender}:
+        print(f"  WARNING: spans of {spills} arrived while measuring {name}", file=sys.stderr)
+    m = Measurement(result, cpu_us, new.get(v.sender, 0), receiver.traces[v.sender] - traces_before)
+    v.results.append(m)
+    print(
+        f"  {name:26} {result.rps:8.1f} req/s  p50 {result.p50_ms:6.2f}  p99 {result.p99_ms:6.2f}"
+        f" ms  cpu {'-' if cpu_us is None else f'{cpu_us:.0f}':>5} µs/req"
+        f"  spans {m.spans if v.sender else '-':>6}  errors {result.errors}",
+        flush=True,
     )
 
-    # SIGTERM (e.g. from a CI timeout) ends the run like Ctrl-C: servers are still stopped.
-    def on_sigterm(*_):
-        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+def summarize(chosen: dict[str, Variant]) -> dict:
+    """Per variant: medians over rounds, of ratios to the same round's `off`."""
+    out = {}
+    for name, v in chosen.items():
+        rows = list(zip(v.results, chosen["off"].results, strict=True))
+        ratios = [m.result.rps / o.result.rps for m, o in rows]
+        requests = sum(m.result.requests for m in v.results)
+        out[name] = {
+            "ratio": round(statistics.median(ratios), 3),
+            "ratio_min": round(min(ratios), 3),
+            "ratio_max": round(max(ratios), 3),
+            "rps": _median([m.result.rps for m in v.results], 1),
+            "cpu_us_per_request": _median([m.cpu_us for m in v.results if m.cpu_us is not None], 0),
+            "cpu_us_added": _median(
+                [m.cpu_us - o.cpu_us for m, o in rows if None not in (m.cpu_us, o.cpu_us)], 0
+            ),
+            "p50_ms": _median([m.result.p50_ms for m in v.results], 2),
+            "p99_ms": _median([m.result.p99_ms for m in v.results], 2),
+            "p99_vs_off": _median([m.result.p99_ms / o.result.p99_ms for m, o in rows], 2),
+            "spans_per_request": (
+                round(sum(m.spans for m in v.results) / max(requests, 1), 2) if v.sender else None
+            ),
+            "requests": requests,
+            "errors": sum(m.result.errors for m in v.results),
+        }
+        if traces := sum(m.traces for m in v.results):
+            out[name]["traces_per_request"] = round(traces / max(requests, 1), 2)
+    return out
 
-    tmp = Path(tempfile.mkdtemp(prefix="blog-api-bench-"))
-    receiver = SpanReceiver()
-    env = base_env(f"sqlite:///{tmp / 'bench.db'}")
-    on_env = {**env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint}
-    on_env.update(kv.split("=", 1) for kv in args.on_env)
-    on = Server("ON", on_env, tmp / "on.log")
-    off = Server("OFF", {**env, "OTEL_SDK_DISABLED": "true"}, tmp / "off.log")
-    servers = {"ON": on, "OFF": off}
-    rows: list[tuple[int, str, Result, int]] = []
+
+def _median(values, digits):
+    return round(statistics.median(values), digits) if values else None
+
+
+def print_table(summary: dict) -> None:
+    widths = (26, 6, 11, 7, 11, 7, 7, 7, 9, 6)
+
+    def line(cells) -> str:
+        return "  ".join(
+            str(c).rjust(w) if i else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    print(
+        line(
+            ("variant", "ratio", "(range)", "req/s", "+cpu µs/req", "p50 ms", "p99 ms")
+            + ("p99/off", "spans/req", "errors")
+        )
+    )
+    for name, s in summary.items():
+        row = (
+            name,
+            f"{s['ratio']:.3f}",
+            f"{s['ratio_min']:.2f}..{s['ratio_max']:.2f}",
+            f"{s['rps']:.0f}",
+            "-" if s["cpu_us_added"] is None else f"{s['cpu_us_added']:+.0f}",
+            f"{s['p50_ms']:.2f}",
+            f"{s['p99_ms']:.2f}",
+            f"{s['p99_vs_off']:.2f}",
+            "-" if s["spans_per_request"] is None else f"{s['spans_per_request']:.2f}",
+            s["errors"],
+        )
+        print(line(row))
+
+
+def versions() -> dict:
+    out = {}
+    for dist in ("opentelemetry-sdk", "prometheus-flask-exporter", "ddtrace"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def main(argv=None) -> int:
+    args, chosen = parse_args(argv, variants())
     try:
-        # The OFF server creates the tables and takes the seed; the ON one then finds them.
-        off.start(args.workers)
-        off.wait_live()
-        post_id = seed(off.port)
-        on.start(args.workers)
-        on.wait_live()
-        path = args.path.format(post_id=post_id)
-
-        # Honesty checks before any number is taken.
-        checks = {}
-        for s in (on, off):
-            status, headers, _ = request(s.port, "GET", path)
-            if not 200 <= status < 400:
-                raise RuntimeError(f"{s.name}: GET {path} answered {status}")
-            checks[s.name] = {
-                "status": status,
-                "traceresponse": "traceresponse" in {k.lower() for k in headers},
-                "metrics_status": request(s.port, "GET", "/metrics")[0],
-            }
-        if checks["OFF"]["metrics_status"] != 404:
-            raise RuntimeError(f"OFF server answers {checks['OFF']['metrics_status']} on /metrics")
-        if checks["ON"]["metrics_status"] != 200 or not checks["ON"]["traceresponse"]:
-            raise RuntimeError(f"ON server does not look instrumented: {checks['ON']}")
+        client = client_name(args.client)
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    stop_on_sigterm()
+    tmp = Path(tempfile.mkdtemp(prefix="blog-api-bench-"))
+    receiver = TraceReceiver()
+    env = base_env(f"sqlite:///{tmp / 'bench.db'}")
+    servers: dict[str, Server] = {}
+    for name, v in chosen.items():
+        extra = dict(v.env)
+        if name.startswith(("ours-", "contrib-")):
+            extra["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = receiver.otlp_endpoint(v.sender)
+        if name == "ddtrace":
+            extra["DD_TRACE_AGENT_URL"] = receiver.url
+        if name == "prometheus-flask-exporter" and args.workers > 1:
+            extra["PROMETHEUS_MULTIPROC_DIR"] = str(tmp / "prometheus")
+            (tmp / "prometheus").mkdir()
+        servers[name] = Server(name, {**env, **extra}, tmp / f"{name}.log", v.app, v.wrapper)
+    try:
+        # `off` creates the tables and takes the seed; the others then find them.
+        servers["off"].start(args.workers)
+        servers["off"].wait_live()
+        path = args.path.format(post_id=seed(servers["off"].port))
+        for name in chosen:
+            if name != "off":
+                servers[name].start(args.workers)
+        for server in servers.values():
+            server.wait_live()
 
         print(f"blog-api telemetry overhead: GET {path}")
         print(
             f"  gunicorn workers={args.workers}  connections={args.connections}  "
             f"{args.rounds} rounds x {args.duration:g}s (+{args.warmup:g}s warm-up each)  "
-            f"client={tool_desc}  cpus={os.cpu_count()}"
+            f"client={client}  cpus={os.cpu_count()}  {versions()}"
         )
-        print(f"  ON : OTLP/HTTP traces -> {receiver.endpoint}, /metrics 200, traceresponse yes")
-        print("  OFF: OTEL_SDK_DISABLED=true, /metrics 404, no traceresponse header")
+        preflight(servers, chosen, receiver, path)
+        names = list(chosen)
+        for rnd in range(args.rounds):
+            order = names[rnd % len(names) :] + names[: rnd % len(names)]
+            if rnd % 2:
+                order.reverse()
+            print(f"round {rnd + 1}")
+            for name in order:
+                measure(name, chosen[name], servers[name], receiver, args, client, path)
 
-        def load(server: Server, seconds: float) -> Result:
-            if tool == "wrk":
-                url = f"http://{HOST}:{server.port}{path}"
-                return run_wrk(url, args.connections, seconds, args.wrk_threads)
-            return run_python(server.port, path, args.connections, seconds)
-
-        widths = (5, 4, 9, 9, 9, 9, 11, 7, 9)
-        header = (
-            "round",
-            "mode",
-            "requests",
-            "req/s",
-            "p50 ms",
-            "p99 ms",
-            "cpu ms/req",
-            "errors",
-            "spans",
-        )
+        summary = summarize(chosen)
         print()
-        print(fmt_row(header, widths))
-        for rnd in range(1, args.rounds + 1):
-            order = ("ON", "OFF") if rnd % 2 else ("OFF", "ON")
-            for mode in order:
-                server = servers[mode]
-                on.check_alive()
-                off.check_alive()
-                if args.warmup:
-                    load(server, args.warmup)
-                    if mode == "ON":  # let warm-up spans leave before the clock starts
-                        receiver.wait_quiet(BSP_DELAY_S + 0.5, BSP_DELAY_S + 10)
-                receiver.drain()
-                before = receiver.spans
-                cpu_before = server.cpu_seconds()
-                result = load(server, args.duration)
-                if mode == "ON":  # the batch processor flushes at most BSP_DELAY_S later
-                    receiver.wait_quiet(BSP_DELAY_S + 0.5, BSP_DELAY_S + 10)
-                server.check_alive()
-                cpu_after = server.cpu_seconds()
-                if cpu_before is not None and cpu_after is not None and result.requests:
-                    result.cpu_ms = (cpu_after - cpu_before) * 1000 / result.requests
-                receiver.drain()
-                spans = receiver.spans - before
-                rows.append((rnd, mode, result, spans))
-                print(
-                    fmt_row(
-                        (
-                            rnd,
-                            mode,
-                            result.requests,
-                            f"{result.rps:.1f}",
-                            f"{result.p50_ms:.2f}",
-                            f"{result.p99_ms:.2f}",
-                            "-" if result.cpu_ms is None else f"{result.cpu_ms:.3f}",
-                            result.errors,
-                            spans if mode == "ON" else "-",
-                        ),
-                        widths,
-                    ),
-                    flush=True,
+        print_table(summary)
+        for name in ("ours-full", "contrib-full"):
+            if name in chosen:
+                trace_exporter = (
+                    (request(servers[name].port, "GET", "/health")[2] or {})
+                    .get("checks", {})
+                    .get("trace_exporter", {})
                 )
-
-        # Summary: mean throughput over rounds; median of the per-round latency percentiles.
-        def summary(mode: str) -> dict:
-            rs = [r for _, m, r, _ in rows if m == mode]
-            return {
-                "rps": round(statistics.fmean(r.rps for r in rs), 1),
-                "p50_ms": round(statistics.median(r.p50_ms for r in rs), 3),
-                "p99_ms": round(statistics.median(r.p99_ms for r in rs), 3),
-                "cpu_ms_per_request": (
-                    None
-                    if any(r.cpu_ms is None for r in rs)
-                    else round(statistics.median(r.cpu_ms for r in rs), 4)
-                ),
-                "requests": sum(r.requests for r in rs),
-                "errors": sum(r.errors for r in rs),
-            }
-
-        s_on, s_off = summary("ON"), summary("OFF")
-        ratio = s_on["rps"] / s_off["rps"]
-        per_round = [
-            next(r.rps for n, m, r, _ in rows if n == rnd and m == "ON")
-            / next(r.rps for n, m, r, _ in rows if n == rnd and m == "OFF")
-            for rnd in range(1, args.rounds + 1)
-        ]
-        on_spans = sum(s for _, m, _, s in rows if m == "ON")
-        spans_per_req = on_spans / s_on["requests"] if s_on["requests"] else 0.0
-        _, _, health = request(on.port, "GET", "/health")
-        trace_exp = (health or {}).get("checks", {}).get("trace_exporter", {})
-        route = "/api/v1/posts/<int:post_id>" if args.path == DEFAULT_PATH else None
-        counted = metric_count(on.port, route) if route else None
-
-        print()
-        print(
-            fmt_row(("", "mode", "req/s", "p50 ms", "p99 ms", "cpu ms/req"), (12, 4, 9, 9, 9, 11))
-        )
-        for mode, s in (("ON", s_on), ("OFF", s_off)):
-            cpu = s["cpu_ms_per_request"]
-            print(
-                fmt_row(
-                    (
-                        "",
-                        mode,
-                        f"{s['rps']:.1f}",
-                        f"{s['p50_ms']:.2f}",
-                        f"{s['p99_ms']:.2f}",
-                        "-" if cpu is None else f"{cpu:.3f}",
-                    ),
-                    (12, 4, 9, 9, 9, 11),
-                )
-            )
-        print(
-            f"\nthroughput ratio ON/OFF = {ratio:.3f}  "
-            f"(per round {min(per_round):.3f} .. {max(per_round):.3f})"
-        )
-        if s_on["cpu_ms_per_request"] and s_off["cpu_ms_per_request"]:
-            extra = s_on["cpu_ms_per_request"] - s_off["cpu_ms_per_request"]
-            print(
-                f"telemetry costs {extra:.3f} ms of server CPU per request "
-                f"(+{100 * extra / s_off['cpu_ms_per_request']:.0f}%)"
-            )
-        print(
-            f"spans received by the OTLP receiver during ON measurements: {on_spans} "
-            f"({spans_per_req:.2f} per request; total {receiver.spans} in {receiver.posts} "
-            f"exports, {receiver.bytes / 1e6:.1f} MB)"
-        )
-        print(
-            f"ON /health trace_exporter: status={trace_exp.get('status')} "
-            f"exported={trace_exp.get('exported_spans')} dropped={trace_exp.get('dropped_spans')}"
-            f" failed_exports={trace_exp.get('failed_exports')}"
-        )
-        if counted is not None:
-            print(f"ON /metrics counted {counted} requests of the measured route")
-        print(f"OFF /metrics status: {checks['OFF']['metrics_status']}")
-        if s_on["errors"] or s_off["errors"]:
+                summary[name]["dropped_spans"] = trace_exporter.get("dropped_spans")
+                if trace_exporter.get("dropped_spans"):
+                    print(f"WARNING: {name} dropped spans; it looks cheaper than it is")
+        if receiver.unexpected:
+            print(f"requests the receiver did not expect: {dict(receiver.unexpected)}")
+        if any(s["errors"] for s in summary.values()):
             print("WARNING: errors during load; the numbers are suspect")
         print(
             json.dumps(
                 {
                     "bench": "telemetry_overhead",
                     "path": path,
-                    "tool": tool_desc,
+                    "client": client,
                     "workers": args.workers,
                     "connections": args.connections,
                     "duration_s": args.duration,
+                    "warmup_s": args.warmup,
                     "rounds": args.rounds,
-                    "on_env": args.on_env,
-                    "on": s_on,
-                    "off": s_off,
-                    "ratio": round(ratio, 4),
-                    "ratio_per_round": [round(x, 4) for x in per_round],
-                    "spans_received": on_spans,
-                    "spans_per_request": round(spans_per_req, 3),
-                    "dropped_spans": trace_exp.get("dropped_spans"),
-                    "off_metrics_status": checks["OFF"]["metrics_status"],
+                    "versions": versions(),
+                    "env": args.env,
+                    "variants": summary,
+                    "unexpected_requests": dict(receiver.unexpected),
                 }
             )
         )
@@ -642,17 +406,16 @@ def main(argv=None) -> int:
         return 130
     except Exception as exc:
         print(f"\nbenchmark failed: {exc}", file=sys.stderr)
-        for s in (on, off):
-            if s.proc is not None:
-                print(f"--- {s.name} log tail ---\n{s.log_tail()}", file=sys.stderr)
+        for server in servers.values():
+            if server.proc is not None:
+                print(f"--- {server.name} log tail ---\n{server.log_tail()}", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        for s in (on, off):
+        for server in servers.values():
             try:
-                s.stop()
-            except Exception as exc:  # noqa: BLE001 - stop the other one anyway
-                print(f"stopping {s.name}: {exc}", file=sys.stderr)
+                server.stop()
+            except Exception as exc:  # noqa: BLE001 - stop the others anyway
+                print(f"stopping {server.name}: {exc}", file=sys.stderr)
         receiver.close()
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -27,15 +27,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from overhead import (  # noqa: E402 - a sibling script, not a package
-    HOST,
+from harness import (  # noqa: E402 - a sibling module, not a package
     Server,
-    SpanReceiver,
+    TraceReceiver,
     base_env,
+    client_name,
+    load,
     request,
-    run_python,
-    run_wrk,
     seed,
+    stop_on_sigterm,
 )
 
 WORKER_COUNTS = (1, 2, 4)
@@ -143,13 +143,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-workers-"))
-    receiver = SpanReceiver()
-    use_wrk = shutil.which("wrk") is not None
+    stop_on_sigterm()
+    receiver = TraceReceiver()
+    client = client_name("auto")
     servers: dict[int, Server] = {}
     try:
         env = {
             **base_env(f"sqlite:///{tmp / 'bench.db'}"),
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.otlp_endpoint("workers"),
         }
         for workers in WORKER_COUNTS:
             server = Server(f"{workers}w", env, tmp / f"{workers}w.log")
@@ -160,22 +161,15 @@ def main(argv=None) -> int:
         path = f"/api/v1/posts/{post_id}"
 
         print(
-            f"part 1: GET {path}, {args.connections} connections, full telemetry, "
-            f"{'wrk' if use_wrk else 'python client'}"
+            f"part 1: GET {path}, {args.connections} connections, full telemetry, client={client}"
         )
         results: dict[int, list] = {w: [] for w in WORKER_COUNTS}
         for round_number in range(0 if args.scrape_only else args.rounds):
             order = WORKER_COUNTS if round_number % 2 == 0 else WORKER_COUNTS[::-1]
             for workers in order:
                 port = servers[workers].port
-                if use_wrk:
-                    run_wrk(f"http://{HOST}:{port}{path}", args.connections, 2, 1)
-                    result = run_wrk(
-                        f"http://{HOST}:{port}{path}", args.connections, args.duration, 1
-                    )
-                else:
-                    run_python(port, path, args.connections, 2)
-                    result = run_python(port, path, args.connections, args.duration)
+                load(client, port, path, args.connections, 2)  # warm-up
+                result = load(client, port, path, args.connections, args.duration)
                 results[workers].append(result)
                 print(
                     f"  round {round_number + 1} workers={workers}: {result.rps:8.1f} req/s  "
