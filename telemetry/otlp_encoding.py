@@ -65,6 +65,8 @@ def _varint(n: int) -> bytes:
     """`n` (not negative) as a protobuf base-128 varint."""
     if n < 0x80:
         return _ONE_BYTE[n]
+    if n < 0x4000:
+        return bytes((n & 0x7F | 0x80, n >> 7))
     out = bytearray()
     while n > 0x7F:
         out.append(n & 0x7F | 0x80)
@@ -266,10 +268,11 @@ def _span(span: ReadableSpan) -> bytes:
     if parent is not None:
         parts += (_SPAN_PARENT_SPAN_ID, parent.span_id.to_bytes(8, "big"))
     parts += (_string_field(_SPAN_NAME, span.name), _SPAN_KIND[span.kind])
-    if span.start_time:
-        parts += (_SPAN_START_TIME, _pack_fixed64(span.start_time))
-    if span.end_time:
-        parts += (_SPAN_END_TIME, _pack_fixed64(span.end_time))
+    start_time, end_time = span.start_time, span.end_time
+    if start_time:
+        parts += (_SPAN_START_TIME, _pack_fixed64(start_time))
+    if end_time:
+        parts += (_SPAN_END_TIME, _pack_fixed64(end_time))
     attributes = span._attributes if _READ_SDK_INTERNALS else span.attributes
     parts.append(_attributes(_SPAN_ATTRIBUTES, attributes))
     if span.dropped_attributes:
