@@ -6,9 +6,10 @@ Usage (the span exporter does this for you)::
     body = encode_spans(spans)  # POST to /v1/traces as application/x-protobuf
 
 Why: the stock encoder (`opentelemetry.exporter.otlp.proto.common.trace_encoder`) builds a upb
-message object for every span, attribute, value and status, then serialises the tree: 80-120 µs a
-span of this service, in the export thread, holding the GIL the request threads need. This
-module writes the protobuf wire format straight from the SDK's spans, with no message objects.
+message object for every span, attribute, value and status, then serialises the tree: 50-120 µs of
+CPU a span of this service, in the export thread, holding the GIL the request threads need. This
+module writes the protobuf wire format straight from the SDK's spans, with no message objects:
+about 8 µs a span (a batch of 128 server and SQL spans, same machine).
 
 The contract: the bytes decode (with opentelemetry-proto) to a message equal to the stock
 encoder's, held by `tests/test_otlp_encoding.py`. So the same field-presence rules apply: status
@@ -28,9 +29,9 @@ for the export thread (a second exporter thread at worst encodes a field twice).
 SDK internals (pinned: opentelemetry-sdk 1.45): a span's attributes, events and links are read
 from `ReadableSpan._attributes`, `_events` and `_links`, and a `BoundedAttributes`' items from its
 `_dict`: the public accessors copy the events and links and go through a Python-level
-`__getitem__` per attribute, which would triple the cost. A probe at import checks that these
-still hold what they held in 1.45; if not, it logs a warning and the public accessors are used
-(the same bytes, slower).
+`__getitem__` per attribute (a third more time a span). A probe at import checks that these still
+hold what they held in 1.45; if not, it logs a warning and the public accessors are used (the
+same bytes, slower).
 """
 
 from __future__ import annotations

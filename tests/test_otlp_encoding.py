@@ -384,6 +384,7 @@ def test_public_accessors_give_the_same_bytes(monkeypatch):
 
 
 def test_memo_stays_bounded_and_correct(monkeypatch):
+    monkeypatch.setattr(otlp_encoding, "_memo", {})
     monkeypatch.setattr(otlp_encoding, "_MEMO_ENTRIES", 8)
     tracing = Tracing()
     for i in range(50):
