@@ -17,13 +17,11 @@ import re
 import weakref
 
 from flask import Flask
-from opentelemetry import context
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.engine import Engine
 
-from .http_server import SkipPaths, traceresponse
+from .http_server import SkipPaths, call_uninstrumented, traceresponse
 
 _SQL_SCOPE = "opentelemetry.instrumentation.sqlalchemy"
 _instrumented_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
@@ -58,11 +56,7 @@ class _SkipPaths:
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO", "") in self.skip:
-            token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-            try:
-                return self.plain(environ, start_response)
-            finally:
-                context.detach(token)
+            return call_uninstrumented(self.plain, environ, start_response)
         return self.instrumented(environ, start_response)
 
 

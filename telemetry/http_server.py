@@ -56,6 +56,8 @@ from opentelemetry.util.http import (
     sanitize_method,
 )
 
+from .sdk_shortcuts import FastHistogram, SpanAttributes
+
 SCOPE = "telemetry.flask"
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.21.0"
 # The HTTP semantic conventions' buckets for http.server.request.duration, in seconds. Whole
@@ -89,6 +91,15 @@ class SkipPaths:
 
     def __contains__(self, path: str) -> bool:
         return path in self.exact or path.startswith(self.prefixes)
+
+
+def call_uninstrumented(app, environ, start_response):
+    """Serve a request that is not API traffic: no span, no metric, no SQL spans."""
+    token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        return app(environ, start_response)
+    finally:
+        context.detach(token)
 
 
 class _Request:
@@ -179,6 +190,8 @@ class FlaskInstrumentation:
             description="Duration of HTTP server requests.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
+        self._record_duration = FastHistogram(self._duration).record
+        self._span_attributes = SpanAttributes(tracer_provider)
         self._in_flight = _InFlight()
         meter.create_observable_up_down_counter(
             "http.server.active_requests",
@@ -208,11 +221,7 @@ class FlaskInstrumentation:
     # --- the WSGI middleware -------------------------------------------------------------------
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO", "") in self._skip:
-            token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-            try:
-                return self._app(environ, start_response)
-            finally:
-                context.detach(token)
+            return call_uninstrumented(self._app, environ, start_response)
 
         method, original = self._method(environ.get("REQUEST_METHOD", ""))
         request = environ[_STATE] = _Request(method, original)
@@ -274,10 +283,12 @@ class FlaskInstrumentation:
             headers.append(("access-control-expose-headers", "traceresponse"))
         if not span.is_recording():
             return
-        if code >= 0:
-            span.set_attribute("http.response.status_code", code)
-        if status[1] is not None:
-            span.set_attribute("error.type", status[1])
+        if status[1] is None:
+            self._span_attributes.update(span, {"http.response.status_code": code})
+        else:
+            attributes = {"http.response.status_code": code} if code >= 0 else {}
+            attributes["error.type"] = status[1]
+            self._span_attributes.update(span, attributes)
             if code < 0:
                 span.set_status(Status(_ERROR, "Non-integer HTTP status: " + code_text))
             elif span.status.status_code is _UNSET:  # keep an exception's description
@@ -311,8 +322,8 @@ class FlaskInstrumentation:
             attributes = _duration_attributes(*key)
             if len(self._duration_attributes) < _CACHE_LIMIT:
                 self._duration_attributes[key] = attributes
-        self._duration.record(
-            max(perf_counter() - request.started, 0.0), attributes, context=request.context
+        self._record_duration(
+            max(perf_counter() - request.started, 0.0), key, attributes, request.context
         )
 
     # --- the Flask hooks -----------------------------------------------------------------------
@@ -337,8 +348,13 @@ class FlaskInstrumentation:
         else:
             kind = SpanKind.INTERNAL
             parent = context.get_current()
-        span = self._tracer.start_span(
-            name, context=parent, kind=kind, attributes=attributes, start_time=request.start_ns
+        span = self._span_attributes.start(
+            self._tracer,
+            name,
+            context=parent,
+            kind=kind,
+            attributes=attributes,
+            start_time=request.start_ns,
         )
         if self._capture_request and kind is SpanKind.SERVER and span.is_recording():
             from opentelemetry.instrumentation.wsgi import collect_custom_request_headers_attributes

@@ -5,9 +5,11 @@ import json
 import logging
 import re
 import socket
+import threading
 import time
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from blog_api import create_app
@@ -211,3 +213,33 @@ def test_json_log_lines_carry_no_terminal_colours():
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == '"POST /x HTTP/1.1" 201 -'
     assert "trace_id" not in line  # no span is current here
+
+
+def test_concurrent_requests_keep_their_own_spans(traced_app, receiver):
+    """Threads serving at once: each request's SQL spans hang under its own server span."""
+    trace_ids: list[str] = []
+    errors: list = []
+
+    def read(n: int) -> None:
+        client = traced_app.test_client()
+        for _ in range(n):
+            response = client.get("/api/v1/posts")
+            if response.status_code != 200:
+                errors.append(response.status_code)
+            trace_ids.append(trace_id_of(response))
+
+    threads = [threading.Thread(target=read, args=(10,)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors and len(set(trace_ids)) == 80
+    flush(traced_app)
+    spans = receiver.spans()
+    for trace_id in trace_ids:
+        mine = [s for _, s in spans if s.trace_id.hex() == trace_id]
+        (server,) = [s for s in mine if s.kind == Span.SPAN_KIND_SERVER]
+        sql = [s for s in mine if s.kind == Span.SPAN_KIND_CLIENT]
+        assert server.name == "GET /api/v1/posts"
+        assert sql and all(s.parent_span_id == server.span_id for s in sql)
+    assert trace.get_current_span() is trace.INVALID_SPAN  # nothing left attached here
