@@ -83,7 +83,7 @@ def init_telemetry(
 
     contrib.opt_in_to_stable_http_semconv()
     providers = get_providers(service_name, service_version)
-    providers.span_exporter.set_endpoint(config.traces_endpoint)
+    providers.span_exporter.configure(config.traces)
     collect = None
     if config.multiprocess_dir:
         collect = start_worker(config.multiprocess_dir, providers.collect).collect_merged

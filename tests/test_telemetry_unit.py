@@ -4,10 +4,11 @@ import logging
 import subprocess
 import sys
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
-from telemetry.config import TelemetryConfig
+from telemetry.config import TelemetryConfig, TraceExportConfig
 from telemetry.logs import TextFormatter
 from telemetry.providers import _resource
 from telemetry.redact import redact_url_credentials
@@ -21,6 +22,79 @@ def test_traces_endpoint_follows_the_otlp_specification():
     assert TelemetryConfig.from_mapping(base).traces_endpoint == "http://collector:4318/v1/traces"
     specific = {**base, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://other:4318/custom"}
     assert TelemetryConfig.from_mapping(specific).traces_endpoint == "http://other:4318/custom"
+
+
+@pytest.mark.parametrize(
+    "value, exporters, warns",
+    [
+        ("", ("otlp",), False),
+        ("otlp", ("otlp",), False),
+        ("console", ("console",), False),
+        ("none", (), False),
+        (" Console , OTLP ", ("console", "otlp"), False),
+        ("otlp,otlp", ("otlp",), False),
+        ("none,console", ("console",), False),
+        ("console,zipkin", ("console",), True),
+        ("zipkin", ("otlp",), True),  # nothing usable: the setting is ignored, as the spec says
+    ],
+)
+def test_traces_exporter_is_read_as_the_specification_says(caplog, value, exporters, warns):
+    caplog.set_level(logging.WARNING, logger="telemetry")
+    config = TraceExportConfig.from_mapping({"OTEL_TRACES_EXPORTER": value})
+    assert config.exporters == exporters
+    assert ("zipkin" in caplog.text) is warns
+
+
+def test_otlp_without_an_endpoint_exports_nothing():
+    assert TraceExportConfig.from_mapping({}).active == ()
+    console = {"OTEL_TRACES_EXPORTER": "otlp,console"}
+    assert TraceExportConfig.from_mapping(console).active == ("console",)
+    endpoint = {**console, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}
+    assert TraceExportConfig.from_mapping(endpoint).active == ("otlp", "console")
+
+
+@pytest.mark.parametrize(
+    "env, timeout_s",
+    [
+        ({}, 10.0),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "2500"}, 2.5),  # milliseconds
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "2500", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "500"}, 0.5),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "0"}, 3600.0),  # "no limit"
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "-5"}, 10.0),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "ten"}, 10.0),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "2500", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": ""}, 2.5),
+    ],
+)
+def test_export_timeout_is_in_milliseconds(env, timeout_s):
+    assert TraceExportConfig.from_mapping(env).timeout_s == timeout_s
+
+
+@pytest.mark.parametrize(
+    "env, compression",
+    [
+        ({}, "none"),
+        ({"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"}, "gzip"),
+        ({"OTEL_EXPORTER_OTLP_COMPRESSION": "GZIP"}, "gzip"),
+        ({"OTEL_EXPORTER_OTLP_COMPRESSION": "deflate"}, "deflate"),
+        ({"OTEL_EXPORTER_OTLP_COMPRESSION": "br"}, "none"),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+                "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "none",
+            },
+            "none",
+        ),
+    ],
+)
+def test_compression(env, compression):
+    assert TraceExportConfig.from_mapping(env).compression == compression
+
+
+def test_headers_are_parsed_as_the_specification_says():
+    env = {"OTEL_EXPORTER_OTLP_HEADERS": "api-key=a%20b, X-Tenant = blog ,bad"}
+    assert TraceExportConfig.from_mapping(env).headers == (("api-key", "a b"), ("x-tenant", "blog"))
+    specific = {**env, "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "only=this"}
+    assert TraceExportConfig.from_mapping(specific).headers == (("only", "this"),)
 
 
 def test_sdk_disabled_accepts_the_usual_spellings():
