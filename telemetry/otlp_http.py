@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote, urlsplit
 
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.version import __version__ as sdk_version
 
 from .config import TraceExportConfig
+from .otlp_encoding import encode_spans
 
 ATTEMPT_TIMEOUT_S = 1.0
 # An attempt shorter than this would only measure our own deadline, not the collector; a retry
@@ -51,8 +51,8 @@ USER_AGENT = f"OTel-OTLP-Exporter-Python/{sdk_version} (telemetry)"
 
 
 def _encode(spans: Sequence[ReadableSpan]) -> bytes:
-    """An ExportTraceServiceRequest for `spans`, serialized."""
-    return encode_spans(spans).SerializePartialToString()
+    """An ExportTraceServiceRequest for `spans`, serialized (telemetry.otlp_encoding)."""
+    return encode_spans(spans)
 
 
 @dataclass(frozen=True)
