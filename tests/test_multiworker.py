@@ -137,7 +137,11 @@ def test_recycled_workers_keep_their_counts_and_files_stay_bounded(tmp_path):
         _assert_exact_scrapes(server, 1000, 5)
         booted = set(re.findall(r"Booting worker with pid: (\d+)", server.log()))
         assert len(booted) > 4, "no worker was recycled: max_requests did not take effect"
-        files = sorted(os.listdir(metrics_dir))
+        for _ in range(20):  # a `.tmp-` file is a snapshot being written: it must not stay
+            files = sorted(os.listdir(metrics_dir))
+            if not any(f.startswith(".tmp-") for f in files):
+                break
+            time.sleep(0.05)
         workers = [f for f in files if f.startswith("worker-")]
         assert len(workers) <= 4
         assert set(files) - set(workers) <= {"archive.json", ".lock"}
