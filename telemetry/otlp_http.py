@@ -87,9 +87,9 @@ class OTLPHttpExporter:
         # How messages name the collector: host and port, never the URL's credentials.
         self._where = f"[{self._host}]:{port}" if ":" in self._host else f"{self._host}:{port}"
         self._path = (url.path or "/") + (f"?{url.query}" if url.query else "")
-        self.invalid: Failure | None = None
+        self._invalid: Failure | None = None
         if url.scheme.lower() not in ("http", "https") or not self._host or not port:
-            self.invalid = Failure(
+            self._invalid = Failure(
                 "invalid_endpoint", "the OTLP traces endpoint is not an http(s) URL with a host"
             )
         self._headers = self._request_headers(config, url)
@@ -126,9 +126,9 @@ class OTLPHttpExporter:
         The first attempt is always made (for at least MIN_ATTEMPT_S); raises NotSent when the
         exporter is closed before or during an attempt.
         """
-        if self.invalid:
-            on_failure(self.invalid)
-            return self.invalid
+        if self._invalid:
+            on_failure(self._invalid)
+            return self._invalid
         body = self._compress(_encode(spans))
         retries = 0
         while True:

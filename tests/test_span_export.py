@@ -124,6 +124,34 @@ def test_failures_are_named_for_what_they_are(
         assert processed[""] == exported[error_type]  # handed to the exporter, then failed
 
 
+@pytest.mark.parametrize(
+    "change, error_type, message",
+    [
+        ({"scheme": "https"}, "tls", r"TLS with 127\.0\.0\.1:\d+ failed: WRONG_VERSION_NUMBER"),
+        (
+            {"scheme": "https", "certificate": "/nonexistent/ca.pem"},
+            "tls",
+            r"cannot read the TLS files: \[Errno 2\] No such file or directory",
+        ),
+        (
+            {"endpoint": "collector:4318"},
+            "invalid_endpoint",
+            r"the OTLP traces endpoint is not an http\(s\) URL with a host",
+        ),
+    ],
+)
+def test_configuration_mistakes_are_named_too(change, error_type, message):
+    with OTLPReceiver() as receiver:  # speaks plain HTTP
+        settings = {k: v for k, v in change.items() if k != "scheme"}
+        endpoint = receiver.endpoint.replace("http:", change.get("scheme", "http") + ":")
+        exporter = TrackedSpanExporter()
+        exporter.configure(TraceExportConfig(**{"endpoint": endpoint, **settings}))
+        exporter.export(_spans())
+        exporter.shutdown()
+    assert dict(exporter.stats.failed_spans) == {error_type: 3}  # not retried
+    assert re.fullmatch(message, exporter.status()["last_error"])
+
+
 def test_retry_after_is_honoured_and_the_retry_succeeds(settings):
     with OTLPReceiver(mode="error", status=503, retry_after="1", failures=1) as receiver:
         app = create_app({**settings, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint})
