@@ -15,12 +15,15 @@ Variants (`--variants`, default all; `off` is always measured, as the baseline):
 The anchors come from bench/anchor_apps.py and need the bench's own venv (`make bench`). Every
 variant is its own gunicorn on one fresh, seeded SQLite file. Before measuring, each is checked:
 GET answers 200, /metrics is what the variant serves, traced variants' spans arrive (a server span
-and SQL spans). Each round measures every variant once, one at a time, in a rotating order,
-each after a warm-up; after a traced variant the script waits until its exports settle, so none
-spills into the next measurement. Prints a table and, last, one JSON line.
+and SQL spans). Each round measures every variant once, one at a time, in a rotating order, with
+`off` measured again between any two (off, A, off, B, ..., off): each measurement is compared with
+the mean of the `off` ones just before and after it, which cancels the machine's drift in speed
+(20-40 % over a minute on a shared machine). Every measurement follows a warm-up; after a traced
+variant the script waits until its exports settle, so none spills into the next measurement.
+Prints a table and, last, one JSON line: medians over rounds, with the range of the ratios.
 
-    .venv-bench/bin/python bench/overhead.py [--variants off,ours-full,...] [--rounds 5]
-        [--duration 10] [--warmup 2] [--connections 8] [--workers 1]
+    .venv-bench/bin/python bench/overhead.py [--variants off,ours-full,...] [--rounds 6]
+        [--duration 5] [--warmup 1] [--connections 8] [--workers 1]
         [--path /api/v1/posts/{post_id}] [--client auto|wrk|python]
         [--env ours-full:OTEL_BSP_MAX_EXPORT_BATCH_SIZE=512 ...]   # try a setting on one variant
 """
@@ -81,6 +84,13 @@ class Measurement:
     cpu_us: float | None  # server CPU per request, all its processes, incl. the export after
     spans: int  # spans received from this variant for this measurement
     traces: int  # Datadog payloads say how many traces they carry
+    # The `off` measurements just before and just after this one: its baseline. The machine's
+    # speed drifts; a baseline on both sides cancels a steady drift.
+    around: tuple[Measurement, ...] = ()
+
+    def against_off(self, value) -> float:
+        """`value(self)` over the mean of `value(off)` around it."""
+        return value(self) / statistics.fmean(value(o) for o in self.around)
 
 
 @dataclass
@@ -126,12 +136,22 @@ def variants() -> dict[str, Variant]:
     }
 
 
+def variant_env(name: str, v: Variant, receiver: TraceReceiver) -> dict:
+    """The variant's own environment, its spans pointed at `receiver`."""
+    extra = dict(v.env)
+    if name.startswith(("ours-", "contrib-")):
+        extra["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = receiver.otlp_endpoint(v.sender)
+    if name == "ddtrace":
+        extra["DD_TRACE_AGENT_URL"] = receiver.url
+    return extra
+
+
 def parse_args(argv, known: dict[str, Variant]):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--variants", default="all", help=f"comma-separated, of: {', '.join(known)}")
-    p.add_argument("--rounds", type=int, default=5, help="rounds of every variant")
-    p.add_argument("--duration", type=float, default=10, help="seconds per measurement")
-    p.add_argument("--warmup", type=float, default=2, help="seconds of load before each one")
+    p.add_argument("--rounds", type=int, default=6, help="rounds of every variant")
+    p.add_argument("--duration", type=float, default=5, help="seconds per measurement")
+    p.add_argument("--warmup", type=float, default=1, help="seconds of load before each one")
     p.add_argument("--connections", type=int, default=8, help="concurrent client connections")
     p.add_argument("--workers", type=int, default=1, help="gunicorn workers (WEB_CONCURRENCY)")
     p.add_argument("--path", default="/api/v1/posts/{post_id}", help="{post_id}: the seeded post")
@@ -209,8 +229,8 @@ def preflight(servers, chosen, receiver, path) -> None:
             print("  note: contrib-full made the same spans as ours-full (setting not honoured?)")
 
 
-def measure(name, v, server, receiver, args, client, path) -> None:
-    """One measurement of one variant: warm-up, load, the exports' flush; appended to v.results."""
+def measure(name, v, server, receiver, args, client, path) -> Measurement:
+    """One measurement of one variant: warm-up, load, the exports' flush; added to v.results."""
     server.check_alive()
     if args.warmup:
         load(client, server.port, path, args.connections, args.warmup, args.wrk_threads)
@@ -239,27 +259,31 @@ def measure(name, v, server, receiver, args, client, path) -> None:
         f"  spans {m.spans if v.sender else '-':>6}  errors {result.errors}",
         flush=True,
     )
+    return m
 
 
 def summarize(chosen: dict[str, Variant]) -> dict:
-    """Per variant: medians over rounds, of ratios to the same round's `off`."""
+    """Per variant: medians over rounds, each measurement against the `off` ones around it."""
     out = {}
     for name, v in chosen.items():
-        rows = list(zip(v.results, chosen["off"].results, strict=True))
-        ratios = [m.result.rps / o.result.rps for m, o in rows]
+        off = name == "off"
+        ratios = [1.0 if off else m.against_off(lambda x: x.result.rps) for m in v.results]
         requests = sum(m.result.requests for m in v.results)
+        cpu = [m for m in v.results if m.cpu_us is not None and all(o.cpu_us for o in m.around)]
         out[name] = {
             "ratio": round(statistics.median(ratios), 3),
             "ratio_min": round(min(ratios), 3),
             "ratio_max": round(max(ratios), 3),
             "rps": _median([m.result.rps for m in v.results], 1),
             "cpu_us_per_request": _median([m.cpu_us for m in v.results if m.cpu_us is not None], 0),
-            "cpu_us_added": _median(
-                [m.cpu_us - o.cpu_us for m, o in rows if None not in (m.cpu_us, o.cpu_us)], 0
-            ),
+            "cpu_us_added": 0.0
+            if off
+            else _median([m.cpu_us - statistics.fmean(o.cpu_us for o in m.around) for m in cpu], 0),
             "p50_ms": _median([m.result.p50_ms for m in v.results], 2),
             "p99_ms": _median([m.result.p99_ms for m in v.results], 2),
-            "p99_vs_off": _median([m.result.p99_ms / o.result.p99_ms for m, o in rows], 2),
+            "p99_vs_off": 1.0
+            if off
+            else _median([m.against_off(lambda x: x.result.p99_ms) for m in v.results], 2),
             "spans_per_request": (
                 round(sum(m.spans for m in v.results) / max(requests, 1), 2) if v.sender else None
             ),
@@ -329,11 +353,7 @@ def main(argv=None) -> int:
     env = base_env(f"sqlite:///{tmp / 'bench.db'}")
     servers: dict[str, Server] = {}
     for name, v in chosen.items():
-        extra = dict(v.env)
-        if name.startswith(("ours-", "contrib-")):
-            extra["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = receiver.otlp_endpoint(v.sender)
-        if name == "ddtrace":
-            extra["DD_TRACE_AGENT_URL"] = receiver.url
+        extra = variant_env(name, v, receiver)
         if name == "prometheus-flask-exporter" and args.workers > 1:
             extra["PROMETHEUS_MULTIPROC_DIR"] = str(tmp / "prometheus")
             (tmp / "prometheus").mkdir()
@@ -356,14 +376,21 @@ def main(argv=None) -> int:
             f"client={client}  cpus={os.cpu_count()}  {versions()}"
         )
         preflight(servers, chosen, receiver, path)
-        names = list(chosen)
+        others = [name for name in chosen if name != "off"]
+
+        def run(name: str) -> Measurement:
+            return measure(name, chosen[name], servers[name], receiver, args, client, path)
+
         for rnd in range(args.rounds):
-            order = names[rnd % len(names) :] + names[: rnd % len(names)]
+            order = others[rnd % len(others) :] + others[: rnd % len(others)] if others else []
             if rnd % 2:
                 order.reverse()
             print(f"round {rnd + 1}")
-            for name in order:
-                measure(name, chosen[name], servers[name], receiver, args, client, path)
+            before = run("off")
+            for name in order:  # off, A, off, B, off, ...: every variant between two baselines
+                measured = run(name)
+                after = run("off")
+                measured.around, before = (before, after), after
 
         summary = summarize(chosen)
         print()

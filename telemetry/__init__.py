@@ -13,8 +13,13 @@ Configuration (standard OpenTelemetry variables; `env` is usually os.environ):
 
 - `OTEL_SDK_DISABLED=true`: nothing is set up; `/metrics` is not served (404) and the meter is a
   no-op, so the app works unchanged.
+- `OTEL_TRACES_EXPORTER`: `otlp` (default), `console`, `none`, or a comma-separated list.
 - `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, or `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`: where
   spans go over OTLP/HTTP protobuf. Unset: spans are still made (logs carry their ids) but not sent.
+  With `OTEL_EXPORTER_OTLP(_TRACES)_HEADERS`, `_COMPRESSION`, `_TIMEOUT` (milliseconds, per
+  batch; each attempt is cut at 1 s), `_CERTIFICATE`, `_CLIENT_CERTIFICATE`, `_CLIENT_KEY`
+  (see `otlp_http`). A dead collector never holds up a request or a process's exit by more than
+  about a second (see `span_export`).
 - `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)`, `OTEL_BSP_*`:
   honoured by the SDK as the specification says.
 - `METRICS_TOKEN`: when set, `/metrics` needs `Authorization: Bearer <token>`.

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import os
 import threading
+from functools import partial
 from time import perf_counter, time_ns
 
 import flask
@@ -57,7 +58,7 @@ from opentelemetry.util.http import (
     sanitize_method,
 )
 
-from .sdk_shortcuts import FastHistogram, SpanAttributes
+from .sdk_shortcuts import FastHistogram, FastSpans
 
 SCOPE = "telemetry.flask"
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.21.0"
@@ -192,7 +193,7 @@ class FlaskInstrumentation:
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
         self._record_duration = FastHistogram(self._duration).record
-        self._span_attributes = SpanAttributes(tracer_provider)
+        self._spans = FastSpans(tracer_provider)
         self._in_flight = _InFlight()
         meter.create_observable_up_down_counter(
             "http.server.active_requests",
@@ -285,11 +286,11 @@ class FlaskInstrumentation:
         if not span.is_recording():
             return
         if status[1] is None:
-            self._span_attributes.update(span, {"http.response.status_code": code})
+            self._spans.update(span, {"http.response.status_code": code})
         else:
             attributes = {"http.response.status_code": code} if code >= 0 else {}
             attributes["error.type"] = status[1]
-            self._span_attributes.update(span, attributes)
+            self._spans.update(span, attributes)
             if code < 0:
                 span.set_status(Status(_ERROR, "Non-integer HTTP status: " + code_text))
             elif span.status.status_code is _UNSET:  # keep an exception's description
@@ -341,7 +342,6 @@ class FlaskInstrumentation:
         method = request.method
         name_method = "HTTP" if method == "_OTHER" else method
         name = f"{name_method} {request.route}" if request.route else name_method
-        attributes = self._request_attributes(environ, request)
 
         if trace.get_current_span() is _INVALID_SPAN:
             kind = SpanKind.SERVER
@@ -349,12 +349,12 @@ class FlaskInstrumentation:
         else:
             kind = SpanKind.INTERNAL
             parent = context.get_current()
-        span = self._span_attributes.start(
+        span = self._spans.start(
             self._tracer,
             name,
             context=parent,
             kind=kind,
-            attributes=attributes,
+            attributes=partial(self._request_attributes, environ, request),
             start_time=request.start_ns,
         )
         if self._capture_request and kind is SpanKind.SERVER and span.is_recording():

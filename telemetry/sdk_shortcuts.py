@@ -6,7 +6,7 @@ histogram bucket set. Our instrumentation builds its attributes itself, from str
 and records into a handful of attribute sets over and over, so that work buys nothing; measured
 under callgrind it was a third of a span's cost and two thirds of a histogram record's.
 
-- `SpanAttributes` writes attributes straight into a span that was started without them. Only
+- `FastSpans` writes attributes straight into a span that was started without them. Only
   when the sampler cannot see the difference (the SDK's own samplers decide on the trace id and
   the parent, never on attributes) and no span limit could drop or cut a value.
 - `FastHistogram` remembers, per attribute set, the SDK's own aggregation objects (made by the
@@ -24,7 +24,6 @@ import logging
 from time import time_ns
 
 from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
-from opentelemetry.sdk.metrics._internal.measurement import Measurement
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import (
     ParentBased,
@@ -55,7 +54,7 @@ def _ignores_attributes(sampler) -> bool:
     return type(sampler) in (StaticSampler, TraceIdRatioBased)
 
 
-class SpanAttributes:
+class FastSpans:
     """Put attributes on spans of one tracer provider, directly when that is exact."""
 
     def __init__(self, tracer_provider: TracerProvider) -> None:
@@ -69,15 +68,21 @@ class SpanAttributes:
             )
         )
 
-    def start(self, tracer, name: str, *, context, kind, attributes: dict, start_time=None):
-        """`tracer.start_span(...)` with `attributes` (valid str/int values, at most 32)."""
+    def start(self, tracer, name: str, *, context, kind, attributes, start_time=None):
+        """`tracer.start_span(...)` with `attributes` (valid str/int values, at most 32).
+
+        `attributes` may be a callable that makes them: directly, it is called only for a span
+        that records (an unsampled request pays nothing for them).
+        """
         if not self.direct:
+            if callable(attributes):
+                attributes = attributes()
             return tracer.start_span(
                 name, context=context, kind=kind, attributes=attributes, start_time=start_time
             )
         span = tracer.start_span(name, context=context, kind=kind, start_time=start_time)
         if span.is_recording():
-            self.update(span, attributes)
+            self.update(span, attributes() if callable(attributes) else attributes)
         return span
 
     def update(self, span, attributes: dict) -> None:
@@ -90,6 +95,18 @@ class SpanAttributes:
             log.warning("the SDK's span attributes changed shape; setting attributes the slow way")
             self.direct = False
         span.set_attributes(attributes)
+
+
+class _Measurement:
+    """What an aggregation reads of the SDK's Measurement, without its validation on creation."""
+
+    __slots__ = ("value", "time_unix_nano", "attributes", "context")
+
+    def __init__(self, value, time_unix_nano, attributes, context) -> None:
+        self.value = value
+        self.time_unix_nano = time_unix_nano
+        self.attributes = attributes
+        self.context = context
 
 
 class FastHistogram:
@@ -114,10 +131,8 @@ class FastHistogram:
                     self._handles[key] = (attributes, aggregations)
             return
         attributes, aggregations = found
-        now = time_ns()
-        measurement = Measurement(value, now, self._histogram, context)  # attributes: None ...
-        object.__setattr__(measurement, "attributes", attributes)  # ... then ours, not re-checked
-        sample = self._filter.should_sample(value, now, attributes, context)
+        measurement = _Measurement(value, time_ns(), attributes, context)
+        sample = self._filter.should_sample(value, measurement.time_unix_nano, attributes, context)
         for aggregation in aggregations:
             aggregation.aggregate(measurement, sample)
 

@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import SpanKind, Status, StatusCode, get_current_span
 from sqlalchemy.engine import Engine
 
-from .sdk_shortcuts import SpanAttributes
+from .sdk_shortcuts import FastSpans
 
 SCOPE = "telemetry.sqlalchemy"
 _STATEMENT_CACHE_LIMIT = 1024
@@ -70,7 +70,7 @@ class _EngineSpans:
 
     def __init__(self, engine: Engine, tracer_provider: TracerProvider) -> None:
         self._tracer = tracer_provider.get_tracer(SCOPE)
-        self._span_attributes = SpanAttributes(tracer_provider)
+        self._spans = FastSpans(tracer_provider)
         self._vendor = _vendor(engine)
         self._drop_all, self._drop_unsampled_children = _drop_decision(tracer_provider)
         url = engine.url
@@ -148,7 +148,7 @@ class _EngineSpans:
             if parent.is_valid and not parent.is_remote and not parent.trace_flags.sampled:
                 return None
         name, attributes = self._describe(statement, cursor)
-        return self._span_attributes.start(
+        return self._spans.start(
             self._tracer, name, context=None, kind=SpanKind.CLIENT, attributes=attributes
         )
 

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import SpanKind
 
-from telemetry.sdk_shortcuts import FastHistogram, SpanAttributes
+from telemetry.sdk_shortcuts import FastHistogram, FastSpans
 
 BUCKETS = (0.005, 0.01, 0.1, 1, 10)
 ROUTES = ("/a", "/b", "/c")
@@ -93,11 +93,11 @@ class _ByRoute(Sampler):
         (ALWAYS_ON, SpanLimits(max_span_attributes=2), False),
     ],
 )
-def test_span_attributes_are_the_public_apis(sampler, limits, direct):
+def test_fast_spans_are_the_public_apis(sampler, limits, direct):
     exporter = InMemorySpanExporter()
     provider = TracerProvider(sampler=sampler, span_limits=limits)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    writer = SpanAttributes(provider)
+    writer = FastSpans(provider)
     assert writer.direct is direct
     attributes = {"http.route": "/kept", "http.request.method": "GET", "server.port": 8000}
     span = writer.start(
