@@ -6,10 +6,13 @@ machine does. Each variant serves GET /api/v1/posts/<id> in one process (the WSG
 directly, as gunicorn's worker calls it, after `gc.freeze()` as gunicorn.conf.py does), with its
 span export thread sending to the receiver this script runs: the count covers the request and
 the export. A variant runs twice, with SMALL and LARGE requests; (I(LARGE) - I(SMALL)) /
-(LARGE - SMALL) cancels start-up and is the instructions one request costs.
+(LARGE - SMALL) cancels start-up and is the instructions one request costs. Counts repeat
+exactly for the same code and environment; a change of memory layout (another environment, a
+path of another length) moves them by up to 3-4 %, as objects hashed by address collide
+differently: compare variants measured in one run, and treat smaller differences as ties.
 
     .venv-bench/bin/python bench/instructions.py [--variants off,ours-full,...]
-        [--small 50] [--large 250]
+        [--small 50] [--large 650]
 
 Needs valgrind (apt-get install valgrind). Each variant takes a minute or two.
 """
@@ -122,7 +125,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--variants", default="all", help="comma-separated (off is always included)")
     p.add_argument("--small", type=int, default=50)
-    p.add_argument("--large", type=int, default=250)
+    p.add_argument("--large", type=int, default=650)
     p.add_argument("--serve", nargs=2, metavar=("VARIANT", "REQUESTS"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve:
@@ -156,6 +159,7 @@ def main(argv=None) -> int:
                 env = {
                     **base_env(f"sqlite:///{tmp / f'{name}-{n}.db'}"),
                     **variant_env(name, v, receiver),
+                    "PYTHONHASHSEED": "0",  # the same string hashes, so the same dict probes
                 }
                 counts.append(instructions(name, env, n, tmp / f"callgrind.{name}.{n}"))
             results[name] = (counts[1] - counts[0]) / (args.large - args.small)
