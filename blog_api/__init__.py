@@ -15,7 +15,7 @@ from apiflask import APIFlask
 
 from telemetry import configure_logging, init_telemetry
 
-from . import api, cli, database, docs, errors, health, login_events
+from . import api, cli, database, docs, errors, health, login_events, schema
 from .config import Settings
 from .extensions import bcrypt
 from .schemas import ErrorOut
@@ -66,11 +66,12 @@ def create_app(config: Mapping[str, str] | None = None) -> APIFlask:
     ).decode()
     errors.init_app(app)
     api.init_app(app)
+    app.extensions["blog_api.schema_heads"] = schema.init_app(app)  # `flask db`; the head
     health.init_app(app)
     docs.init_app(app)
     cli.init_app(app)
     engine = database.init_app(app)
-    # Telemetry last: it wraps the finished app and the engine (tables exist, no start-up spans).
+    # Telemetry last: it wraps the finished app and the engine (no start-up spans).
     handle = init_telemetry(
         app,
         engine,

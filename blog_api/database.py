@@ -1,4 +1,7 @@
-"""Engine options that keep a broken database from hanging requests, and table creation."""
+"""Engine options that keep a broken database from hanging requests.
+
+The tables are the migrations' (blog_api.schema): the app never creates them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import logging
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from .extensions import db
 
@@ -49,9 +51,10 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
 
 
 def init_app(app: Flask) -> Engine:
-    """Bind the database to `app`, create missing tables, and return the engine.
+    """Bind the database to `app` and return the engine; nothing is asked of the database yet.
 
-    A database that is down at start-up is logged, not fatal: requests answer 503 until it is back.
+    A database that is down or not migrated at start-up is not fatal: requests answer 503 until it
+    is back and at the migrations' head (see blog_api.health).
     """
     db.init_app(app)
     with app.app_context():
@@ -60,8 +63,4 @@ def init_app(app: Flask) -> Engine:
             engine, "connect", _sqlite_pragmas
         ):
             event.listen(engine, "connect", _sqlite_pragmas)
-        try:
-            db.create_all()
-        except SQLAlchemyError as exc:
-            log.warning("could not create tables at start-up: %s", exc.__class__.__name__)
     return engine

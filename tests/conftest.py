@@ -15,6 +15,7 @@ from blog_api import create_app
 from blog_api.extensions import db
 from blog_api.models import User
 
+from . import databases
 from .services import POSTGRES_URL, missing
 
 SECRET = "test-secret-key-long-enough-for-hs256-and-hs512-0123456789abcdefghijklmn"
@@ -31,25 +32,32 @@ def postgres_url() -> str:
         missing(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc.orig}")
     finally:
         engine.dispose()
+    databases.remigrate_postgres(POSTGRES_URL)  # the real migrations, once a session
     return POSTGRES_URL
-
-
-def _reset_postgres(url: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(sa.text("DROP TABLE IF EXISTS todos, posts, users CASCADE"))
-    engine.dispose()
 
 
 @pytest.fixture(
     params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
 )
 def database_url(request, tmp_path) -> str:
+    """A migrated database with no rows (see tests/databases.py)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'blog.db'}"
+        return databases.migrated_sqlite(tmp_path / "blog.db")
     url = request.getfixturevalue("postgres_url")
-    _reset_postgres(url)
+    databases.empty_postgres(url)
     return url
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+)
+def empty_database_url(request, tmp_path):
+    """A reachable database with no tables at all: no migration has run on it."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    with databases.new_postgres_database(request.getfixturevalue("postgres_url")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -70,6 +78,7 @@ def app(app_config):
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+    app.extensions["blog_api.health_checks"].engine.dispose()
 
 
 @pytest.fixture

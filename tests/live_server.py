@@ -13,6 +13,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from . import databases
 from .conftest import SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,10 +95,16 @@ class Process:
 
 
 class LiveServer(Process):
-    """The app as production runs it: `gunicorn -c gunicorn.conf.py "blog_api:create_app()"`."""
+    """The app as production runs it: `gunicorn -c gunicorn.conf.py "blog_api:create_app()"`.
+
+    On a migrated SQLite file of its own unless `DATABASE_URL` is given (then the caller has
+    migrated it, or means it not to be).
+    """
 
     def __init__(self, tmp_path: Path, workers: int = 1, **env: str) -> None:
         port = free_port()
+        if "DATABASE_URL" not in env:
+            env["DATABASE_URL"] = databases.migrated_sqlite(tmp_path / f"live-{port}.db")
         inherited = {
             k: v
             for k, v in os.environ.items()
@@ -112,7 +119,6 @@ class LiveServer(Process):
                 "HOST": HOST,
                 "PORT": str(port),
                 "WEB_CONCURRENCY": str(workers),
-                "DATABASE_URL": f"sqlite:///{tmp_path / f'live-{port}.db'}",
                 "SECRET_KEY": SECRET,
                 "APP_ENV": "production",
                 "BCRYPT_ROUNDS": "4",

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import _reset_postgres
+from . import databases
 from .live_server import ROOT
 from .otlp_receiver import OTLPReceiver
 
@@ -124,15 +124,17 @@ def _run(instrumentation: str, database_url: str) -> dict:
 
 @pytest.fixture
 def fresh_database(database_url):
-    """The same database (the same name in the spans) for both runs, emptied before each."""
+    """The same database (the same name in the spans) for both runs, migrated and emptied
+    before each."""
 
     def reset() -> None:
         if database_url.startswith("sqlite:///"):
             path = Path(database_url.removeprefix("sqlite:///"))
             for suffix in ("", "-wal", "-shm"):
                 path.with_name(path.name + suffix).unlink(missing_ok=True)
+            databases.migrated_sqlite(path)
         else:
-            _reset_postgres(database_url)
+            databases.empty_postgres(database_url)
 
     return database_url, reset
 

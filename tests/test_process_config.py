@@ -9,6 +9,7 @@ import time
 from blog_api import create_app
 from telemetry.logs import JsonFormatter, TextFormatter
 
+from . import databases
 from .conftest import SECRET
 from .live_server import HOST, ROOT, call, free_port
 from .otlp_receiver import OTLPReceiver
@@ -40,7 +41,7 @@ def test_sampler_and_service_name_come_from_the_otel_environment(tmp_path):
                 sys.executable,
                 "-c",
                 SCRIPT,
-                f"sqlite:///{tmp_path / 's.db'}",
+                databases.migrated_sqlite(tmp_path / "s.db"),
                 SECRET,
                 receiver.endpoint,
             ],

@@ -22,6 +22,7 @@ from blog_api import create_app
 from telemetry.config import TraceExportConfig
 from telemetry.span_export import TrackedSpanExporter
 
+from . import databases
 from .conftest import SECRET
 from .live_server import ROOT
 from .otlp_receiver import OTLPReceiver
@@ -35,7 +36,7 @@ def settings(tmp_path) -> dict:
     """An app on its own SQLite file: the exporter is under test here, not the database."""
     return {
         "APP_ENV": "production",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'export.db'}",
+        "DATABASE_URL": databases.migrated_sqlite(tmp_path / "export.db"),
         "SECRET_KEY": SECRET,
         "BCRYPT_ROUNDS": "4",
         "LOG_LEVEL": "WARNING",
@@ -334,7 +335,13 @@ def test_shutdown_takes_a_second_at_most_and_counts_what_it_drops(tmp_path, clos
             else receiver.endpoint
         )
         result = subprocess.run(
-            [sys.executable, "-c", SHUTDOWN_SCRIPT, f"sqlite:///{tmp_path / 's.db'}", SECRET]
+            [
+                sys.executable,
+                "-c",
+                SHUTDOWN_SCRIPT,
+                databases.migrated_sqlite(tmp_path / "s.db"),
+                SECRET,
+            ]
             + [endpoint],
             cwd=ROOT,
             # Healthy: batches of 128, so every span waits for the final flush. Dead: batches of

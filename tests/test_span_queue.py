@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+from . import databases
 from .conftest import SECRET
 from .live_server import ROOT
 from .otlp_receiver import OTLPReceiver
@@ -39,7 +40,7 @@ def test_spans_dropped_on_a_full_queue_are_counted(tmp_path):
                 sys.executable,
                 "-c",
                 SCRIPT,
-                f"sqlite:///{tmp_path / 'q.db'}",
+                databases.migrated_sqlite(tmp_path / "q.db"),
                 SECRET,
                 collector.endpoint,
             ],
