@@ -180,4 +180,22 @@ def instrument_engine(engine: Engine, tracer_provider: TracerProvider) -> None:
     dialect = engine.dialect
     for method in ("do_execute", "do_executemany", "do_execute_no_params"):
         setattr(dialect, method, spans.wrap(getattr(dialect, method)))
+    dialect.initialize = _untraced(dialect.initialize)
     _instrumented.add(engine)
+
+
+def _untraced(initialize):
+    """The dialect's first-connect queries (server version, schema, settings) make no spans.
+
+    SQLAlchemy sends them without engine events, so contrib never sees them; they land in
+    whichever request connects first (the app creates no tables at start-up any more).
+    """
+
+    def quiet(connection):
+        token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            return initialize(connection)
+        finally:
+            context.detach(token)
+
+    return quiet
