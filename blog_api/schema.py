@@ -7,6 +7,8 @@ database); `problem()` then tells, in two small queries, whether a database is a
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 
 from alembic.runtime.migration import MigrationContext
@@ -18,6 +20,19 @@ from .config import ConfigError
 from .extensions import db, migrate
 
 UPGRADE_HINT = "run flask --app blog_api db upgrade"
+
+_checking = threading.local()
+
+
+class _QuietChecks(logging.Filter):
+    """Alembic's MigrationContext says "Context impl ..." at INFO whenever one is made: right for
+    `flask db upgrade`, noise from a check that runs every second."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_checking, "active", False)
+
+
+_quiet_checks = _QuietChecks()
 
 
 def migrations_directory() -> Path:
@@ -42,6 +57,9 @@ def init_app(app: Flask) -> tuple[str, ...]:
     """Register `flask db` for `app` and return the migrations' head revision(s)."""
     directory = migrations_directory()
     migrate.init_app(app, db, directory=str(directory))
+    migration_log = logging.getLogger("alembic.runtime.migration")
+    if _quiet_checks not in migration_log.filters:
+        migration_log.addFilter(_quiet_checks)
     heads = tuple(ScriptDirectory(str(directory)).get_heads())
     if not heads:
         raise ConfigError(f"the migrations folder {directory} has no revision")
@@ -50,7 +68,11 @@ def init_app(app: Flask) -> tuple[str, ...]:
 
 def problem(connection: Connection, heads: tuple[str, ...]) -> str | None:
     """What keeps the database behind `connection` from being at `heads`, or None if nothing."""
-    current = MigrationContext.configure(connection).get_current_heads()
+    _checking.active = True
+    try:
+        current = MigrationContext.configure(connection).get_current_heads()
+    finally:
+        _checking.active = False
     if set(current) == set(heads):
         return None
     if not current:

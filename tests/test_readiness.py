@@ -1,6 +1,7 @@
 """Readiness means it: not ready (503) until the schema is at the migrations' head, ready by
 itself once it is, and cheap to poll."""
 
+import logging
 import math
 import subprocess
 import sys
@@ -223,3 +224,11 @@ def test_gunicorn_workers_become_ready_when_the_documented_command_migrates(tmp_
         assert in_a_row == 10, "not every worker became ready"
         assert server.request("GET", "/api/v1/posts")[0] == 200
         assert "Traceback" not in server.log()
+
+
+def test_checks_log_nothing_while_all_is_well(client, caplog):
+    """A check a second must not write Alembic's "Context impl ..." lines a second."""
+    with caplog.at_level(logging.INFO):
+        assert client.get("/health").status_code == 200
+        assert client.get("/api/v1/posts").status_code == 200
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("alembic")] == []
