@@ -16,7 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The database first (the SQLite file in instance/ unless DATABASE_URL says otherwise), then the
+# development server: both build the app with the same APP_ENV, so they agree on the database.
 run: $(STAMP)
+	APP_ENV=$${APP_ENV:-development} $(BIN)/flask --app blog_api db upgrade
 	$(BIN)/python run.py
 
 test: $(STAMP)

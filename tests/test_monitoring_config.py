@@ -423,6 +423,7 @@ def test_compose_mounts_only_files_that_exist() -> None:
     services = load_yaml(COMPOSE)["services"]
 
     assert set(services) == {
+        "migrate",
         "app",
         "postgres",
         "redis",
@@ -462,15 +463,32 @@ def test_compose_configures_the_app_as_the_contract_says() -> None:
     assert services["postgres"]["healthcheck"]["test"]
 
 
+def test_compose_migrates_before_the_app_starts() -> None:
+    services = load_yaml(COMPOSE)["services"]
+    migrate, app = services["migrate"], services["app"]
+
+    assert migrate["command"] == ["flask", "--app", "blog_api", "db", "upgrade"]
+    assert migrate["build"] == app["build"]
+    for name in ("APP_ENV", "DATABASE_URL", "SECRET_KEY"):
+        assert migrate["environment"][name] == app["environment"][name], name
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert migrate["restart"] == "no"
+    assert app["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
 def test_dockerfile_and_procfile_run_gunicorn_with_its_config() -> None:
     dockerfile = DOCKERFILE.read_text(encoding="utf-8")
     [cmd] = re.findall(r"^CMD (.+)$", dockerfile, re.MULTILINE)
 
-    # On a PaaS the platform sets PORT; the Procfile makes gunicorn listen on every interface.
-    assert PROCFILE.read_text(encoding="utf-8") == f"web: HOST=0.0.0.0 {GUNICORN_COMMAND}\n"
+    # On a PaaS the platform sets PORT; the Procfile makes gunicorn listen on every interface,
+    # after the release phase has brought the database to the migrations' head.
+    assert PROCFILE.read_text(encoding="utf-8") == (
+        f"release: flask --app blog_api db upgrade\nweb: HOST=0.0.0.0 {GUNICORN_COMMAND}\n"
+    )
     assert " ".join(json.loads(cmd)) == GUNICORN_COMMAND.replace('"', "")
     assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
     assert "RUN pip install ." in dockerfile
+    assert "COPY migrations ./migrations" in dockerfile  # read from the working directory
     for source in re.findall(r"^COPY (.+) \S+$", dockerfile, re.MULTILINE):
         for path in source.split():
             assert (ROOT / path).exists(), f"the Dockerfile copies {path}, which is missing"
