@@ -1,6 +1,6 @@
 """What the benchmarks share: gunicorn servers, a trace receiver, load generators, seeding.
 
-    from harness import Server, TraceReceiver, base_env, load, seed
+    from harness import Server, TraceReceiver, base_env, load, migrate, seed
 
 `Server` runs blog-api (or a wrapped factory from bench/) the way production does, with
 `gunicorn -c gunicorn.conf.py`, and reads its processes' CPU time from /proc. `TraceReceiver`
@@ -334,6 +334,21 @@ def base_env(db_url: str) -> dict:
         PYTHONUNBUFFERED="1",
     )
     return env
+
+
+def migrate(env: dict) -> None:
+    """`flask --app blog_api db upgrade` on env's DATABASE_URL: the schema as production makes it
+    (the app creates no tables), before any server starts on it."""
+    result = subprocess.run(
+        [str(BIN / "flask"), "--app", "blog_api", "db", "upgrade"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"flask db upgrade failed:\n{result.stderr[-3000:]}")
 
 
 def seed(port: int) -> int:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import REPO, TraceReceiver, base_env  # noqa: E402 - a sibling module
+from harness import REPO, TraceReceiver, base_env, migrate  # noqa: E402 - a sibling module
 from overhead import variant_env, variants  # noqa: E402
 
 
@@ -156,8 +156,10 @@ def main(argv=None) -> int:
         for name, v in chosen.items():
             counts = []
             for n in (args.small, args.large):
+                database = base_env(f"sqlite:///{tmp / f'{name}-{n}.db'}")
+                migrate(database)  # outside the measured process, as production does
                 env = {
-                    **base_env(f"sqlite:///{tmp / f'{name}-{n}.db'}"),
+                    **database,
                     **variant_env(name, v, receiver),
                     "PYTHONHASHSEED": "0",  # the same string hashes, so the same dict probes
                 }

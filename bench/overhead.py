@@ -53,6 +53,7 @@ from harness import (  # noqa: E402 - a sibling module, not a package
     base_env,
     client_name,
     load,
+    migrate,
     request,
     seed,
     stop_on_sigterm,
@@ -351,6 +352,7 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="blog-api-bench-"))
     receiver = TraceReceiver()
     env = base_env(f"sqlite:///{tmp / 'bench.db'}")
+    migrate(env)
     servers: dict[str, Server] = {}
     for name, v in chosen.items():
         extra = variant_env(name, v, receiver)
@@ -359,7 +361,7 @@ def main(argv=None) -> int:
             (tmp / "prometheus").mkdir()
         servers[name] = Server(name, {**env, **extra}, tmp / f"{name}.log", v.app, v.wrapper)
     try:
-        # `off` creates the tables and takes the seed; the others then find them.
+        # `off` takes the seed; the others then find it.
         servers["off"].start(args.workers)
         servers["off"].wait_live()
         path = args.path.format(post_id=seed(servers["off"].port))

@@ -33,6 +33,7 @@ from harness import (  # noqa: E402 - a sibling module, not a package
     base_env,
     client_name,
     load,
+    migrate,
     request,
     seed,
     stop_on_sigterm,
@@ -152,6 +153,7 @@ def main(argv=None) -> int:
             **base_env(f"sqlite:///{tmp / 'bench.db'}"),
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.otlp_endpoint("workers"),
         }
+        migrate(env)
         for workers in WORKER_COUNTS:
             server = Server(f"{workers}w", env, tmp / f"{workers}w.log")
             server.start(workers)
