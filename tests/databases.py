@@ -100,6 +100,18 @@ def empty_postgres(url: str) -> None:
         remigrate_postgres(url)
 
 
+def drop_postgres_database(url: str) -> None:
+    """Drop the database of `url`, cutting its sessions (it is gone for whoever uses it)."""
+    name = sa.make_url(url).database
+    admin_url = sa.make_url(url).set(database="postgres")
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
 @contextmanager
 def new_postgres_database(server_url: str) -> Iterator[str]:
     """A database of its own on the server of `server_url`, with no tables; dropped afterwards."""
@@ -108,10 +120,10 @@ def new_postgres_database(server_url: str) -> Iterator[str]:
     try:
         with admin.connect() as connection:
             connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+    url = sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        drop_postgres_database(url)
