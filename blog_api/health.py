@@ -235,14 +235,22 @@ def _require_ready_database():
 
 
 def _schema_behind_the_code(exc: ProgrammingError):
-    """A table or column missing (PostgreSQL) is a database not migrated: 503, not 500."""
+    """A table or column missing (PostgreSQL) is a database not migrated: 503, not 500.
+
+    Unless a fresh check finds the schema at the head after all: then the query is wrong, a bug,
+    and the 500 it deserves.
+    """
     if getattr(exc.orig, "pgcode", None) not in _UNDEFINED_TABLE_OR_COLUMN:
         raise exc
     try:
         db.session.rollback()
     except Exception:  # noqa: BLE001 - the transaction is aborted already; nothing more to undo
         log.debug("rollback after a schema error failed too", exc_info=True)
-    current_app.extensions["blog_api.health_checks"].schema_is_gone()
+    checks = current_app.extensions["blog_api.health_checks"]
+    checks.schema_is_gone()
+    checks.run(("database",))
+    if checks.schema_ready:
+        raise exc
     return _not_ready(schema_problem=True)
 
 

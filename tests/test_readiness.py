@@ -232,3 +232,24 @@ def test_checks_log_nothing_while_all_is_well(client, caplog):
         assert client.get("/health").status_code == 200
         assert client.get("/api/v1/posts").status_code == 200
     assert [r.getMessage() for r in caplog.records if r.name.startswith("alembic")] == []
+
+
+@pytest.mark.postgres
+def test_a_query_of_a_table_that_never_existed_is_a_bug_500_not_a_503(postgres_url):
+    """The schema at the head and a table missing all the same: the query is wrong."""
+    databases.empty_postgres(postgres_url)
+    app = _app(postgres_url)
+
+    def bad_sql():
+        db.session.execute(sa.text("SELECT * FROM no_such_table"))
+        return {"unreachable": True}
+
+    app.add_url_rule("/api/v1/bad-sql", "bad_sql", bad_sql)
+    client = app.test_client()
+    try:
+        assert client.get("/api/v1/posts").status_code == 200
+        assert_error(client.get("/api/v1/bad-sql"), 500)
+        assert client.get("/api/v1/posts").status_code == 200
+        assert client.get("/health/ready").status_code == 200
+    finally:
+        _dispose(app)
