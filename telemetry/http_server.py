@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from functools import partial
 from time import perf_counter, time_ns
 
@@ -139,6 +140,29 @@ class _InFlight:
             return [Observation(count, attributes) for attributes, count in self._counts.values()]
 
 
+_in_flight_lock = threading.Lock()
+_in_flight_by_provider: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _in_flight(meter_provider: MeterProvider, meter) -> _InFlight:
+    """The provider's one count of requests in flight, shared by every app it instruments.
+
+    An instrument is registered once per name, and so is its callback: a second app's own count
+    would never be read.
+    """
+    with _in_flight_lock:
+        found = _in_flight_by_provider.get(meter_provider)
+        if found is None:
+            found = _in_flight_by_provider[meter_provider] = _InFlight()
+            meter.create_observable_up_down_counter(
+                "http.server.active_requests",
+                callbacks=[found.observe],
+                unit="{request}",
+                description="Number of active HTTP server requests.",
+            )
+        return found
+
+
 def _default_propagator_fields(propagator) -> tuple[str, ...] | None:
     """The environ keys the SDK's default propagator reads, or None for any other propagator.
 
@@ -194,13 +218,7 @@ class FlaskInstrumentation:
         )
         self._record_duration = FastHistogram(self._duration).record
         self._spans = FastSpans(tracer_provider)
-        self._in_flight = _InFlight()
-        meter.create_observable_up_down_counter(
-            "http.server.active_requests",
-            callbacks=[self._in_flight.observe],
-            unit="{request}",
-            description="Number of active HTTP server requests.",
-        )
+        self._in_flight = _in_flight(meter_provider, meter)
         self._getter = _environ_getter()
         self._propagator = None
         self._propagator_fields: tuple[str, ...] | None = None

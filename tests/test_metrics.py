@@ -3,6 +3,7 @@
 import random
 import string
 import subprocess
+import threading
 
 import pytest
 from prometheus_client.openmetrics import parser as openmetrics_parser
@@ -250,3 +251,29 @@ def test_active_requests_gauge_is_labelled_by_method(client):
     client.post("/api/v1/posts", json={"title": "t", "body": "b"})
     samples = scrape(client)["http_server_active_requests"]
     assert {s.labels["http_request_method"] for s in samples} >= {"GET", "POST"}
+
+
+def test_requests_in_flight_are_counted_in_every_app_of_the_process(app_config):
+    """Tests (and any process) may build several apps: each one's requests count while running."""
+    create_app(app_config)  # not the first app of the process, whatever ran before
+    app = create_app(app_config)
+    entered, release = threading.Event(), threading.Event()
+
+    def slow():
+        entered.set()
+        release.wait(10)
+        return {"ok": True}
+
+    app.add_url_rule("/api/v1/slow", "slow", slow)
+    client = app.test_client()
+    worker = threading.Thread(target=lambda: app.test_client().get("/api/v1/slow"))
+    worker.start()
+    try:
+        assert entered.wait(10)
+        during = scrape(client)["http_server_active_requests"]
+    finally:
+        release.set()
+        worker.join(10)
+    assert total({"f": during}, "f", "http_server_active_requests", http_request_method="GET") == 1
+    after = scrape(client)["http_server_active_requests"]
+    assert total({"f": after}, "f", "http_server_active_requests", http_request_method="GET") == 0
