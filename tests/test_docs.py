@@ -76,3 +76,13 @@ def test_openapi_documents_the_errors_every_route_can_answer(client):
     assert "403" in paths["/api/v2/posts/{post_id}"]["delete"]["responses"]
     assert "409" in paths["/api/v1/users/register"]["post"]["responses"]
     assert {"200", "503"} <= set(paths["/health"]["get"]["responses"])
+
+
+def test_v1_lists_say_they_hold_at_most_100_newest_first(client):
+    paths = client.get("/api/openapi.json").get_json()["paths"]
+    for path, schema_name in (("/api/v1/posts", "PostOut"), ("/api/v1/todos", "TodoOut")):
+        ok = paths[path]["get"]["responses"]["200"]
+        schema = ok["content"]["application/json"]["schema"]
+        assert schema["maxItems"] == 100
+        assert schema["items"]["$ref"].endswith(f"/{schema_name}")
+        assert "newest" in ok["description"]

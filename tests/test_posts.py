@@ -29,6 +29,13 @@ def test_list_is_newest_first(client, auth_headers):
     assert [p["id"] for p in listed] == ids[::-1]
 
 
+def test_list_is_the_newest_100(client, auth_headers):
+    ids = [create_post(client, auth_headers, title=f"post {i}")["id"] for i in range(110)]
+    listed = client.get(POSTS).get_json()
+    assert [p["id"] for p in listed] == ids[::-1][:100]
+    assert client.get("/api/v2/posts?per_page=100&page=2").get_json()["items"][-1]["id"] == ids[0]
+
+
 def test_writing_needs_a_token(client):
     assert_error(client.post(POSTS, json={"title": "t", "body": "b"}), 401)
 
