@@ -32,8 +32,11 @@ class Pattern(Regexp):
         super().__init__(pattern, error=error)  # `self.regex` is what the document shows
         self._strict = re.compile(pattern[:-1] + r"\Z")
 
+    def accepts(self, value: str) -> bool:
+        return self._strict.match(value) is not None
+
     def __call__(self, value: str) -> str:
-        if self._strict.match(value) is None:
+        if not self.accepts(value):
             raise ValidationError(self._format_error(value))
         return value
 
