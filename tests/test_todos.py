@@ -80,6 +80,8 @@ def test_someone_elses_todo_is_404_for_every_method(client, users):
         ({"title": ""}, "title"),
         ({"title": "x" * 201}, "title"),
         ({"title": "ok", "completed": "maybe"}, "completed"),
+        ({"title": "ok", "completed": 1}, "completed"),  # JSON booleans only, as documented
+        ({"title": "ok", "completed": "true"}, "completed"),
         ({"title": "ok", "owner_id": 2}, "owner_id"),
     ],
 )
