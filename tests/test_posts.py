@@ -29,6 +29,31 @@ def test_list_is_newest_first(client, auth_headers):
     assert [p["id"] for p in listed] == ids[::-1]
 
 
+def test_list_is_the_newest_100(client, auth_headers):
+    ids = [create_post(client, auth_headers, title=f"post {i}")["id"] for i in range(110)]
+    listed = client.get(POSTS).get_json()
+    assert [p["id"] for p in listed] == ids[::-1][:100]
+    assert client.get("/api/v2/posts?per_page=100&page=2").get_json()["items"][-1]["id"] == ids[0]
+
+
+def test_a_deleted_id_is_never_given_again(request, client, auth_headers, database_url):
+    if database_url.startswith("sqlite"):
+        # schemathesis' use_after_free found it: a link to a deleted post led to a new one.
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="SQLite gives the newest row's id again without AUTOINCREMENT on the "
+                "table: a model change with its migration",
+            )
+        )
+    for url, body in ((POSTS, {"title": "t", "body": "b"}), ("/api/v1/todos", {"title": "t"})):
+        first = client.post(url, json=body, headers=auth_headers).get_json()
+        gone = f"{url}/{first['id']}"
+        assert client.delete(gone, headers=auth_headers).status_code == 204
+        assert client.post(url, json=body, headers=auth_headers).status_code == 201
+        assert_error(client.get(gone, headers=auth_headers), 404)
+
+
 def test_writing_needs_a_token(client):
     assert_error(client.post(POSTS, json={"title": "t", "body": "b"}), 401)
 

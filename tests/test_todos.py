@@ -32,6 +32,17 @@ def test_huge_todo_id_is_404(client, auth_headers):
         assert_error(response, 404)
 
 
+def test_list_is_the_newest_100(client, auth_headers):
+    ids = [
+        client.post(TODOS, json={"title": f"todo {i}"}, headers=auth_headers).get_json()["id"]
+        for i in range(110)
+    ]
+    listed = client.get(TODOS, headers=auth_headers).get_json()
+    assert [t["id"] for t in listed] == ids[::-1][:100]
+    page = client.get("/api/v2/todos?per_page=100&page=2", headers=auth_headers).get_json()
+    assert [t["id"] for t in page["items"]] == ids[100:]  # v2: oldest first, every one
+
+
 def test_todos_need_a_token(client):
     assert_error(client.get(TODOS), 401)
     assert_error(client.post(TODOS, json={"title": "x"}), 401)
@@ -69,6 +80,8 @@ def test_someone_elses_todo_is_404_for_every_method(client, users):
         ({"title": ""}, "title"),
         ({"title": "x" * 201}, "title"),
         ({"title": "ok", "completed": "maybe"}, "completed"),
+        ({"title": "ok", "completed": 1}, "completed"),  # JSON booleans only, as documented
+        ({"title": "ok", "completed": "true"}, "completed"),
         ({"title": "ok", "owner_id": 2}, "owner_id"),
     ],
 )

@@ -6,6 +6,7 @@ import json
 
 from apiflask import APIFlask, abort
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .v1 import posts as v1_posts
 from .v1 import todos as v1_todos
@@ -14,6 +15,8 @@ from .v2 import posts as v2_posts
 from .v2 import todos as v2_todos
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Our bodies are flat objects; anything much deeper is an attack on the parser (RecursionError).
+MAX_JSON_DEPTH = 32
 
 
 _INVALID = object()
@@ -27,14 +30,44 @@ def require_json_object() -> None:
         return
     if not request.is_json:
         abort(400, "The request body must be JSON, sent with Content-Type: application/json.")
+    body = _read_body()
     try:
-        data = json.loads(request.get_data(cache=True))
-    except ValueError:  # also UnicodeDecodeError
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # also UnicodeDecodeError
         data = _INVALID
-    if data is _INVALID:
+    if data is _INVALID or _too_deep(body, data):
         abort(400, "The request body is not valid JSON.")
     if not isinstance(data, dict):
         abort(400, "The request body must be a JSON object.")
+
+
+def _read_body() -> bytes:
+    """The body, or abort(413) when it is over the limit, also when it came without a length."""
+    body = request.get_data(cache=True)
+    limit = request.max_content_length
+    # With Content-Length, Werkzeug refuses a large body before reading it. A chunked body is read
+    # up to the limit and silently cut there: one more byte from the server's stream tells.
+    if limit is not None and request.content_length is None and len(body) >= limit:
+        if request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
+    return body
+
+
+def _too_deep(body: bytes, data: object) -> bool:
+    """Whether `data` nests arrays and objects deeper than MAX_JSON_DEPTH."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return False  # too few brackets to nest that deep: skip the walk
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            value = value.values()
+        elif not isinstance(value, list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            return True
+        stack.extend((item, depth + 1) for item in value)
+    return False
 
 
 def init_app(app: APIFlask) -> None:

@@ -10,6 +10,7 @@ from ...auth import auth, current_user, require_owner_or_admin
 from ...extensions import db
 from ...models import MAX_ID, Post
 from ...schemas import PostIn, PostOut, PostPatchIn
+from ..lists import LIST_LIMIT, newest_first
 
 bp = APIBlueprint("posts", __name__, tag="Posts")
 NOT_THE_AUTHOR = {403: "Neither the post's author nor an admin"}
@@ -24,9 +25,10 @@ def get_post_or_404(post_id: int) -> Post:
 
 class PostCollection(MethodView):
     @bp.output(PostOut(many=True))
+    @bp.doc(responses=newest_first("PostOut", "posts"))
     def get(self):
-        """Every post, newest first."""
-        return db.session.scalars(select(Post).order_by(Post.id.desc())).all()
+        """The newest 100 posts, newest first (`GET /api/v2/posts` pages through all)."""
+        return db.session.scalars(select(Post).order_by(Post.id.desc()).limit(LIST_LIMIT)).all()
 
     @bp.auth_required(auth)
     @bp.input(PostIn, arg_name="data")

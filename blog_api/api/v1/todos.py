@@ -10,6 +10,7 @@ from ...auth import auth, current_user
 from ...extensions import db
 from ...models import MAX_ID, Todo
 from ...schemas import TodoIn, TodoOut, TodoPatchIn
+from ..lists import LIST_LIMIT, newest_first
 
 bp = APIBlueprint("todos", __name__, tag="Todos")
 
@@ -25,16 +26,18 @@ def get_own_todo_or_404(todo_id: int) -> Todo:
 
 
 def own_todos():
-    """A select of the current user's todos, oldest first."""
-    return select(Todo).where(Todo.owner_id == current_user().id).order_by(Todo.id)
+    """A select of the current user's todos, in no particular order."""
+    return select(Todo).where(Todo.owner_id == current_user().id)
 
 
 class TodoCollection(MethodView):
     @bp.auth_required(auth)
     @bp.output(TodoOut(many=True))
+    @bp.doc(responses=newest_first("TodoOut", "todos"))
     def get(self):
-        """The current user's todos, oldest first."""
-        return db.session.scalars(own_todos()).all()
+        """The current user's newest 100 todos, newest first (`GET /api/v2/todos` pages all)."""
+        stmt = own_todos().order_by(Todo.id.desc()).limit(LIST_LIMIT)
+        return db.session.scalars(stmt).all()
 
     @bp.auth_required(auth)
     @bp.input(TodoIn, arg_name="data")

@@ -76,6 +76,7 @@ def me() -> User:
 @bp.get("")
 @bp.auth_required(auth, roles=["admin"])
 @bp.output(UserOut(many=True))
+@bp.doc(responses={403: "The token's user is not an admin"})
 def list_users() -> list[User]:
     """Every account, oldest first (admins only)."""
     return db.session.scalars(select(User).order_by(User.id)).all()

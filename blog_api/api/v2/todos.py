@@ -19,7 +19,7 @@ class TodoPage(TodoCollection):
     @bp.output(TodoPageOut)
     def get(self, query: dict):
         """A page of the current user's todos, oldest first, optionally by completion."""
-        stmt = own_todos()
+        stmt = own_todos().order_by(Todo.id)
         if "completed" in query:
             stmt = stmt.where(Todo.completed == query["completed"])
         return paginate(stmt, query["page"], query["per_page"])
