@@ -7,13 +7,17 @@ STAMP  := $(VENV)/.installed-stamp
 # kept out of the test venv.
 BENCH_VENV  := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
+UV_VERSION  := 0.13.9
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench lock clean
 
-$(STAMP): pyproject.toml
+# Every version comes from uv.lock (the whole dependency tree, locked): a fresh clone installs
+# exactly what CI tested. `--locked` refuses a lock that pyproject.toml has moved away from;
+# `make lock` updates it. uv itself is pinned and lives in the venv (`--inexact` keeps it there).
+$(STAMP): pyproject.toml uv.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv sync --quiet --locked --inexact --extra dev
 	touch $(STAMP)
 
 # The database first (the SQLite file in instance/ unless DATABASE_URL says otherwise), then the
@@ -33,11 +37,17 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-$(BENCH_STAMP): pyproject.toml
+$(BENCH_STAMP): pyproject.toml uv.lock
 	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/pip install --quiet -e '.[dev,bench]'
+	$(BENCH_VENV)/bin/pip install --quiet uv==$(UV_VERSION)
+	UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(BENCH_VENV)/bin/uv sync --quiet --locked --inexact \
+		--extra dev --extra bench
 	touch $(BENCH_STAMP)
+
+# After a change to pyproject.toml's dependencies: re-resolve, then commit uv.lock with it.
+lock:
+	test -x $(BIN)/uv || ($(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet uv==$(UV_VERSION))
+	$(BIN)/uv lock
 
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/overhead.py $(OVERHEAD_ARGS)

@@ -2,7 +2,7 @@
 
 Each factory wraps `blog_api.create_app()` the way a user of that library would set it up; run
 with telemetry off (`OTEL_SDK_DISABLED=true`), from the repository root, in the venv made by
-`make bench` (`pip install -e '.[dev,bench]'`):
+`make bench` (the `bench` extra, from uv.lock):
 
     gunicorn -c gunicorn.conf.py --pythonpath bench "anchor_apps:prometheus_app()"
     ddtrace-run gunicorn -c gunicorn.conf.py --pythonpath bench "anchor_apps:ddtrace_app()"
