@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 BENCH_VENV  := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench clean k8s
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The Kubernetes manifests copied from other files (the PrometheusRule from the rule files
+# deploy/prometheus.yml loads, the Collector's ConfigMap from otel-collector.yaml).
+k8s: $(STAMP)
+	$(BIN)/python deploy/k8s/generate.py
 
 $(BENCH_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
