@@ -425,6 +425,7 @@ def test_compose_mounts_only_files_that_exist() -> None:
     assert set(services) == {
         "migrate",
         "app",
+        "nginx",
         "postgres",
         "redis",
         "otel-collector",
