@@ -2,10 +2,11 @@
 
 The core kinds are validated with kubernetes-validate in strict mode (an unknown or misspelt field
 fails), the Prometheus Operator's kinds against their CRDs' schemas (tests/crds/, made strict the
-same way). The rest reads the manifests beside the project's own files, so that they agree: the
-probes are the app's health routes, the grace period covers gunicorn's, the PrometheusRule and the
-Collector's ConfigMap are what deploy/k8s/generate.py makes from deploy/ and otel-collector.yaml.
-kustomization.yaml files only list resources, so concatenating them is Kustomize's build here.
+same way; their CEL rules, x-kubernetes-validations, are not evaluated). The rest reads the
+manifests beside the project's own files, so that they agree: the probes are the app's health
+routes, the grace period covers gunicorn's, the PrometheusRule and the Collector's ConfigMap are
+what deploy/k8s/generate.py makes from deploy/ and otel-collector.yaml. The kustomization.yaml
+files only list resources, so concatenating them is Kustomize's build here.
 """
 
 from __future__ import annotations
@@ -34,8 +35,7 @@ K8S = DEPLOY / "k8s"
 OPERATOR = K8S / "prometheus-operator"
 CRDS = Path(__file__).resolve().parent / "crds"
 SECRET_EXAMPLE = K8S / "secret.example.yaml"
-# The oldest Kubernetes these manifests are for (autoscaling/v2, policy/v1) and the newest the
-# pinned kubernetes-validate knows.
+# An older Kubernetes still in wide use, and the newest the pinned kubernetes-validate knows.
 KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())
 CRD_SCHEMAS = {
     "ServiceMonitor": CRDS / "servicemonitors.schema.yaml",
@@ -355,34 +355,46 @@ def test_selectors_pick_the_api_pods_and_only_them() -> None:
 # --- monitoring ---------------------------------------------------------------------------------
 
 
+def _pod_port(service: dict, service_port_name: str) -> int:
+    """The container port a Service port leads to (what Prometheus scrapes on each pod)."""
+    [port] = [p for p in service["spec"]["ports"] if p["name"] == service_port_name]
+    [workload] = [
+        d
+        for d in BASE
+        if d["kind"] == "Deployment"
+        and _selects(service["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])
+    ]
+    [target] = [
+        p["containerPort"]
+        for c in workload["spec"]["template"]["spec"]["containers"]
+        for p in c["ports"]
+        if p["name"] == port["targetPort"]
+    ]
+    return target
+
+
 def test_servicemonitors_scrape_what_prometheus_yml_scrapes() -> None:
     prometheus = load_yaml(DEPLOY / "prometheus.yml")
     jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
-    services = {s["metadata"]["name"]: s for s in BASE if s["kind"] == "Service"}
+    services = [s for s in BASE if s["kind"] == "Service"]
     monitors = [d for d in MONITORING if d["kind"] == "ServiceMonitor"]
 
-    # The Operator names the job after the Service: the alerts' job="blog-api" must match.
     assert {m["metadata"]["name"] for m in monitors} == set(jobs)
     for monitor in monitors:
-        assert "jobLabel" not in monitor["spec"]
         [service] = [
             s
-            for s in services.values()
+            for s in services
             if _selects(monitor["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])
         ]
+        # The Operator names the job after the Service: the alerts' job="blog-api" must match.
+        assert "jobLabel" not in monitor["spec"]
         job = jobs[service["metadata"]["name"]]
-        ports = {p["name"]: p for p in service["spec"]["ports"]}
-        scraped = set()
+        interval = job.get("scrape_interval", prometheus["global"]["scrape_interval"])
         for endpoint in monitor["spec"]["endpoints"]:
             assert endpoint.get("path", "/metrics") == job.get("metrics_path", "/metrics")
-            assert endpoint["interval"] == job.get(
-                "scrape_interval", prometheus["global"]["scrape_interval"]
-            )
-            scraped.add(ports[endpoint["port"]]["port"])
+            assert endpoint["interval"] == interval
+        scraped = {_pod_port(service, e["port"]) for e in monitor["spec"]["endpoints"]}
         targets = {port_of(t) for static in job["static_configs"] for t in static["targets"]}
-        if service is SERVICE:
-            targets = {int(CONFIG["PORT"])}  # compose scrapes the container port directly
-            scraped = {APP["ports"][0]["containerPort"]}
         assert scraped == targets, monitor["metadata"]["name"]
 
 

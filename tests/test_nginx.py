@@ -118,6 +118,11 @@ def raw_request(port: int, method: str, path: str, body: bytes, headers: dict) -
 def app_behind_nginx(tmp_path):
     """The app under gunicorn with one (sync) worker, the easiest to starve, and nginx before it."""
     with LiveServer(tmp_path, workers=1) as app, Nginx(f"{HOST}:{app.port}") as proxy:
+        # Ready through nginx (the worker has seen its database) before the test's requests.
+        deadline = time.monotonic() + 10
+        while proxy.request("GET", "/health/ready")[0] != 200:
+            assert time.monotonic() < deadline, "the app never became ready behind nginx"
+            time.sleep(0.2)
         yield app, proxy
 
 
