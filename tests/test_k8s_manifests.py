@@ -13,20 +13,25 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import os
 import re
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
 import kubernetes_validate
 import pytest
+import redis
 import yaml
 
 from blog_api import create_app
 
 from . import databases
 from .conftest import SECRET
-from .services import require_binary
+from .live_server import HOST, LiveServer, free_port
+from .services import REDIS_URL, missing, require_binary
 from .test_monitoring_config import host_of, load_yaml, port_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -418,8 +423,6 @@ def test_prometheusrule_is_generated_from_the_rule_files_prometheus_loads() -> N
 
 @pytest.mark.prometheus
 def test_prometheusrule_groups_pass_promtool(tmp_path: Path) -> None:
-    import subprocess
-
     promtool = require_binary("promtool")
     rule = one(MONITORING, "PrometheusRule", "blog-api")
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(rule["spec"]), encoding="utf-8")
@@ -490,3 +493,70 @@ def test_the_app_sends_its_spans_to_the_collector_service() -> None:
     assert host_of(endpoint) == COLLECTOR_SERVICE["metadata"]["name"]
     named = {p["name"]: p["containerPort"] for p in container(COLLECTOR, "otel-collector")["ports"]}
     assert named[ports[port_of(endpoint)]] == http
+
+
+# --- the pods' environment, run for real --------------------------------------------------------
+
+
+def _pod_environment(c: dict, secrets: dict[str, str]) -> dict[str, str]:
+    """What the container's process gets: its ConfigMaps, then its own env (Secret refs filled)."""
+    env: dict[str, str] = {}
+    for source in c.get("envFrom", []):
+        env.update(one(BASE, "ConfigMap", source["configMapRef"]["name"])["data"])
+    for variable in c.get("env", []):
+        if "valueFrom" in variable:
+            env[variable["name"]] = secrets[variable["valueFrom"]["secretKeyRef"]["key"]]
+        else:
+            env[variable["name"]] = variable["value"]
+    return env
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.slow
+def test_the_job_then_the_api_run_with_the_pods_environment(tmp_path: Path, postgres_url) -> None:
+    """The migration Job's command, then gunicorn, each with what its pod gets, on a new database:
+    the API becomes ready and the ServiceMonitor's token opens /metrics. Changed from the
+    manifests only where this machine differs: the address and port, the metrics directory,
+    Redis, and a Collector that is not there."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=1, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        missing(f"Redis is not reachable at {REDIS_URL}: {exc}")
+    here = {
+        "HOST": HOST,
+        "METRICS_MULTIPROCESS_DIR": str(tmp_path / "metrics"),
+        "REDIS_URL": REDIS_URL,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{HOST}:{free_port()}",
+    }
+    with databases.new_postgres_database(postgres_url) as database_url:
+        secrets = {
+            "SECRET_KEY": SECRET,
+            "METRICS_TOKEN": "scrape-token",
+            "DATABASE_URL": database_url,
+        }
+        job_env = {**_pod_environment(MIGRATE, secrets), **here}
+        migrated = subprocess.run(
+            [str(Path(sys.executable).parent / MIGRATE["command"][0]), *MIGRATE["command"][1:]],
+            cwd=ROOT,
+            env={"PATH": os.environ["PATH"], **job_env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert migrated.returncode == 0, migrated.stderr[-3000:]
+
+        app_env = {**_pod_environment(APP, secrets), **here}
+        app_env.pop("PORT")  # LiveServer picks a free one
+        with LiveServer(tmp_path, **app_env) as server:
+            ready = server.request("GET", APP["readinessProbe"]["httpGet"]["path"])
+            unauthorized = server.request("GET", "/metrics")
+            scraped = server.request(
+                "GET", "/metrics", headers={"Authorization": "Bearer scrape-token"}
+            )
+            workers = len(set(re.findall(r"Booting worker with pid: (\d+)", server.log())))
+    assert ready[0] == 200, ready[1]
+    assert unauthorized[0] == 401
+    assert scraped[0] == 200 and b'service_name="blog-api"' in scraped[1]
+    assert workers == int(app_env["WEB_CONCURRENCY"])
+    assert any((tmp_path / "metrics").iterdir())  # the workers share their metrics there

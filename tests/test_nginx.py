@@ -255,6 +255,7 @@ def test_an_unreachable_app_is_nginx_json_502() -> None:
 # --- in front of the app ------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # starts gunicorn
 def test_requests_through_nginx_reach_the_app(app_behind_nginx) -> None:
     app, proxy = app_behind_nginx
     user = {"username": "alice", "email": "a@example.org", "password": "password1"}
@@ -271,6 +272,7 @@ def test_requests_through_nginx_reach_the_app(app_behind_nginx) -> None:
     assert proxy.request("GET", "/api/v1/posts/999") == app.request("GET", "/api/v1/posts/999")
 
 
+@pytest.mark.slow  # starts gunicorn
 def test_a_body_over_1_mib_is_refused_by_nginx_as_the_app_refuses_it(app_behind_nginx) -> None:
     app, proxy = app_behind_nginx
     json_headers = {"Content-Type": "application/json"}
