@@ -27,6 +27,7 @@ import redis
 import yaml
 
 from blog_api import create_app
+from blog_api.config import ConfigError, Settings
 
 from . import databases
 from .conftest import SECRET
@@ -124,6 +125,9 @@ def test_every_manifest_is_in_a_kustomization_and_the_secret_is_only_an_example(
     assert EXAMPLE_SECRET["kind"] == "Secret"
     for value in EXAMPLE_SECRET["stringData"].values():
         assert "replace-me" in value or "PASSWORD" in value, "the example holds a real secret?"
+    # Applied by mistake, the example stops the app at start rather than signing tokens with it.
+    with pytest.raises(ConfigError, match="SECRET_KEY must be at least"):
+        Settings.from_mapping({**EXAMPLE_SECRET["stringData"], "APP_ENV": "production"}, "/nowhere")
 
 
 # --- schemas ------------------------------------------------------------------------------------
