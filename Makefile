@@ -9,7 +9,7 @@ BENCH_VENV  := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 UV_VERSION  := 0.13.9
 
-.PHONY: run test lint format bench lock clean
+.PHONY: run test lint format bench lock k8s clean
 
 # Every version comes from uv.lock (the whole dependency tree, locked): a fresh clone installs
 # exactly what CI tested. `--locked` refuses a lock that pyproject.toml has moved away from;
@@ -36,6 +36,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The Kubernetes manifests copied from other files (the PrometheusRule from the rule files
+# deploy/prometheus.yml loads, the Collector's ConfigMap from otel-collector.yaml).
+k8s: $(STAMP)
+	$(BIN)/python deploy/k8s/generate.py
 
 $(BENCH_STAMP): pyproject.toml uv.lock
 	$(PYTHON) -m venv $(BENCH_VENV)

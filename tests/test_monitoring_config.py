@@ -31,6 +31,7 @@ GRAFANA_DASHBOARDS = DEPLOY / "grafana" / "provisioning" / "dashboards" / "dashb
 COMPOSE = DEPLOY / "docker-compose.yml"
 DOCKERFILE = DEPLOY / "Dockerfile"
 PROCFILE = ROOT / "Procfile"
+MAKEFILE = ROOT / "Makefile"
 
 TOKEN_FILE = "/etc/prometheus/metrics_token"
 GUNICORN_COMMAND = 'gunicorn -c gunicorn.conf.py "blog_api:create_app()"'
@@ -425,6 +426,7 @@ def test_compose_mounts_only_files_that_exist() -> None:
     assert set(services) == {
         "migrate",
         "app",
+        "nginx",
         "postgres",
         "redis",
         "otel-collector",
@@ -487,7 +489,13 @@ def test_dockerfile_and_procfile_run_gunicorn_with_its_config() -> None:
     )
     assert " ".join(json.loads(cmd)) == GUNICORN_COMMAND.replace('"', "")
     assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
-    assert "RUN pip install ." in dockerfile
+    # The image runs the locked tree (uv.lock, hash-checked) with the Makefile's uv, then adds
+    # the project itself without resolving anything again.
+    [uv_version] = re.findall(r"^UV_VERSION\s*:=\s*(\S+)$", MAKEFILE.read_text(), re.MULTILINE)
+    assert f"pip install uv=={uv_version}" in dockerfile
+    assert "uv export --frozen --no-dev --no-emit-project" in dockerfile
+    assert "pip install --require-hashes --requirement" in dockerfile
+    assert "RUN pip install --no-deps ." in dockerfile
     assert "COPY migrations ./migrations" in dockerfile  # read from the working directory
     for source in re.findall(r"^COPY (.+) \S+$", dockerfile, re.MULTILINE):
         for path in source.split():
