@@ -6,7 +6,7 @@ import logging
 
 from apiflask import APIBlueprint, abort
 from flask import current_app
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ...auth import auth, current_user
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 @bp.output(UserOut, status_code=201)
 @bp.doc(responses={409: "Username or email already taken"})
 def register(data: dict) -> User:
-    """Create an account; the database decides whether the name or email is taken."""
+    """Create an account; the database decides whether the name (in any case) or email is taken."""
     user = User(
         username=data["username"],
         email=data["email"],
@@ -45,10 +45,12 @@ def register(data: dict) -> User:
 @bp.output(TokenOut)
 @bp.doc(responses={401: "Unknown user or wrong password (the same message for both)"})
 def login(data: dict) -> dict:
-    """Exchange a username (or email) and password for an access token."""
+    """Exchange a username (any case) or email, and a password, for an access token."""
     name = data["username"]
     user = db.session.scalar(
-        select(User).where(or_(User.username == name, User.email == name.lower()))
+        select(User).where(
+            or_(func.lower(User.username) == name.lower(), User.email == name.lower())
+        )
     )
     if user is None:
         # Check a real hash anyway, so an unknown name costs as long as a wrong password.
