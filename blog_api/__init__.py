@@ -74,7 +74,7 @@ def create_app(config: Mapping[str, str] | None = None) -> APIFlask:
     cli.init_app(app)
     engine = database.init_app(app)
     if settings.trusted_proxies:
-        # The client is the address the nearest trusted proxy saw (the Nth from the right in
+        # The client is the address the outermost trusted proxy saw (the Nth from the right in
         # X-Forwarded-For), never one a client wrote itself: the rate limits and logs use it.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
     # Telemetry last: it wraps the finished app and the engine (no start-up spans).

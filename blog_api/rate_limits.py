@@ -1,4 +1,4 @@
-"""Rate limits: failed logins per username and per client address, writes per client address.
+"""Rate limits: login attempts per account, failed logins and writes per client address.
 
 Counted by the `limits` library in moving windows: in Redis when REDIS_URL is set, so that every
 worker and every instance shares the counts; in this process's memory otherwise. Redis is asked
@@ -36,7 +36,7 @@ REDIS_TIMEOUT_S = 0.5  # a local Redis answers in well under a millisecond
 REDIS_RETRY_S = 5.0  # after a failure, how long the limits stay in memory before Redis is asked
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _KEY = "blog_api.rate_limits"
-# Login counts its failures itself (only failures count, and before bcrypt): not a "write".
+# Login has limits of its own (per account and per address, checked before bcrypt).
 _OWN_LIMITS = frozenset({"users.login", "users_v2.login"})
 
 
@@ -149,6 +149,7 @@ def account_key(user_id: int | None, name: str) -> str:
 
 
 def too_many_requests(throttled: Throttled, message: str):
+    """The 429 a throttled request gets, in the one error shape, with Retry-After."""
     return error_response(429, message, headers={"Retry-After": str(throttled.retry_after)})
 
 
@@ -168,6 +169,7 @@ def init_app(app: Flask) -> RateLimits:
 
 
 def rate_limits() -> RateLimits:
+    """The current app's limits."""
     return current_app.extensions[_KEY]
 
 
