@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 
 from apiflask import APIFlask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from telemetry import configure_logging, init_telemetry
 
-from . import api, cli, database, docs, errors, health, login_events, schema
+from . import api, cli, database, docs, errors, health, login_events, rate_limits, schema
 from .config import Settings
 from .extensions import bcrypt
 from .schemas import ErrorOut
@@ -65,12 +66,17 @@ def create_app(config: Mapping[str, str] | None = None) -> APIFlask:
         secrets.token_urlsafe(16)
     ).decode()
     errors.init_app(app)
+    rate_limits.init_app(app)  # before the API's own checks: a throttled write reads no body
     api.init_app(app)
     app.extensions["blog_api.schema_heads"] = schema.init_app(app)  # `flask db`; the head
     health.init_app(app)
     docs.init_app(app)
     cli.init_app(app)
     engine = database.init_app(app)
+    if settings.trusted_proxies:
+        # The client is the address the outermost trusted proxy saw (the Nth from the right in
+        # X-Forwarded-For), never one a client wrote itself: the rate limits and logs use it.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
     # Telemetry last: it wraps the finished app and the engine (no start-up spans).
     handle = init_telemetry(
         app,

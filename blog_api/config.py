@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from limits import parse
+
 DEVELOPMENT = "development"
 PRODUCTION = "production"
 MIN_SECRET_KEY_BYTES = 32  # HS256 wants a key at least as long as its hash (RFC 7518 3.2)
@@ -29,6 +31,18 @@ def _int(source: Mapping[str, str], name: str, default: int, minimum: int = 1) -
     return value
 
 
+def _rate(source: Mapping[str, str], name: str, default: str) -> str:
+    """A limit in the `limits` notation: `5 per 15 minutes`, `60/minute`."""
+    raw = source.get(name) or default
+    try:
+        parse(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be a rate such as '5 per 15 minutes' or '60/minute', not {raw!r}"
+        ) from None
+    return raw
+
+
 def normalize_database_url(url: str) -> str:
     """Accept Heroku's `postgres://` scheme, which SQLAlchemy 2 no longer does."""
     if url.startswith("postgres://"):
@@ -49,6 +63,11 @@ class Settings:
     log_format: str
     bcrypt_rounds: int
     uses_instance_folder: bool
+    login_limit_per_username: str
+    login_limit_per_address: str
+    write_limit_per_address: str
+    rate_limit_key_prefix: str
+    trusted_proxies: int
 
     @classmethod
     def from_mapping(cls, source: Mapping[str, str], instance_path: str) -> Settings:
@@ -90,4 +109,9 @@ class Settings:
             log_format=log_format,
             bcrypt_rounds=_int(source, "BCRYPT_ROUNDS", 12, minimum=4),
             uses_instance_folder=uses_instance_folder,
+            login_limit_per_username=_rate(source, "LOGIN_LIMIT_PER_USERNAME", "5 per 15 minutes"),
+            login_limit_per_address=_rate(source, "LOGIN_LIMIT_PER_ADDRESS", "20 per 15 minutes"),
+            write_limit_per_address=_rate(source, "WRITE_LIMIT_PER_ADDRESS", "120 per minute"),
+            rate_limit_key_prefix=source.get("RATE_LIMIT_KEY_PREFIX") or "blog-api",
+            trusted_proxies=_int(source, "TRUSTED_PROXIES", 0, minimum=0),
         )

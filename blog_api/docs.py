@@ -34,10 +34,12 @@ def _operations(spec: dict):
 
 def _document_shared_errors(spec: dict) -> None:
     """Add the errors every API route can answer, which no route declares itself."""
-    for path, _, operation in _operations(spec):
+    for path, method, operation in _operations(spec):
         if not path.startswith("/api/"):
             continue
         extra = {"503": "The database is unreachable (with Retry-After)"}
+        if method in ("post", "put", "patch", "delete"):
+            extra["429"] = "Too many requests from this address (with Retry-After)"
         if "requestBody" in operation:
             operation["requestBody"]["required"] = True  # an absent body is a 400
             extra.update(_BODY_ERRORS)

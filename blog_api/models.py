@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -41,6 +51,8 @@ class Timestamps:
 
 class User(db.Model):
     __tablename__ = "users"
+    # AUTOINCREMENT (SQLite): a deleted row's id is never given again, as PostgreSQL never does.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
@@ -55,8 +67,13 @@ class User(db.Model):
         return f"<User {self.id} {self.username!r}>"
 
 
+# `Alice` is taken once `alice` is: the database says so, on SQLite and PostgreSQL alike.
+Index("uq_users_username_lower", func.lower(User.username), unique=True)
+
+
 class Post(Timestamps, db.Model):
     __tablename__ = "posts"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     title: Mapped[str] = mapped_column(String(200), nullable=False)
@@ -70,6 +87,7 @@ class Post(Timestamps, db.Model):
 
 class Todo(Timestamps, db.Model):
     __tablename__ = "todos"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     title: Mapped[str] = mapped_column(String(200), nullable=False)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import flask_migrate
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -99,3 +100,47 @@ def test_the_documented_command_migrates(tmp_path):
     assert "Running upgrade  -> 0001" in upgrade.stderr
     assert _revisions(url) == HEADS
     assert _differences(url) == []
+
+
+def _insert_users(url: str, *names: str) -> None:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            for name in names:
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO users (username, email, password_hash, is_admin, created_at)"
+                        " VALUES (:name, :email, 'x', false, CURRENT_TIMESTAMP)"
+                    ),
+                    {"name": name, "email": f"{name}@example.org"},
+                )
+    finally:
+        engine.dispose()
+
+
+def test_0002_refuses_names_that_differ_only_in_case(empty_database_url, caplog):
+    """A database holding `alice` and `Alice` stays at 0001, and the one-line error names them."""
+    databases.upgrade(empty_database_url, "0001")
+    _insert_users(empty_database_url, "alice", "Alice", "bob")
+    app = databases.migration_app(empty_database_url)
+    with app.app_context():
+        try:
+            with pytest.raises(SystemExit):  # Flask-Migrate's exit status 1, as `db upgrade` has
+                flask_migrate.upgrade(revision="head")
+        finally:
+            db.engine.dispose()
+    assert "different cases: alice. Rename all but one of each" in caplog.text
+    assert _revisions(empty_database_url) == ("0001",)
+
+
+def test_0002_keeps_the_rows_and_their_ids(empty_database_url):
+    databases.upgrade(empty_database_url, "0001")
+    _insert_users(empty_database_url, "alice", "bob")
+    databases.upgrade(empty_database_url)
+    engine = sa.create_engine(empty_database_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT id, username FROM users ORDER BY id"))
+            assert [tuple(row) for row in rows] == [(1, "alice"), (2, "bob")]
+    finally:
+        engine.dispose()

@@ -25,7 +25,8 @@ from .test_monitoring_config import dashboard_and_alert_metric_names
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
 POST_ROUTE = "/api/v1/posts/<int:post_id>"
-FAILED_LOGINS = 7
+FAILED_LOGINS = 5  # the per-username limit: the next guesses are throttled
+THROTTLED_LOGINS = 2
 GOOD_LOGINS = 3
 POST_READS = 25
 SETTLE_TIMEOUT = 15.0
@@ -143,9 +144,10 @@ def traffic(live_app) -> Traffic:
     port = live_app.port
     user = {"username": "carol", "email": "carol@example.org", "password": PASSWORD}
     call_json(port, "POST", "/api/v1/users/register", 201, body=user)
-    for number in range(FAILED_LOGINS):
-        wrong = {"username": "carol", "password": f"wrong-password-{number}"}
-        call_json(port, "POST", "/api/v1/users/login", 401, body=wrong)
+    for number in range(FAILED_LOGINS + THROTTLED_LOGINS):
+        wrong = {"username": "mallory", "password": f"wrong-password-{number}"}
+        status = 401 if number < FAILED_LOGINS else 429
+        call_json(port, "POST", "/api/v1/users/login", status, body=wrong)
     tokens = [
         call_json(
             port,
@@ -187,6 +189,7 @@ def test_prometheus_stores_exact_totals_of_the_traffic(live_app, prometheus, tra
     logins = 'sum(blog_api_logins_total{job="blog-api", outcome="%s"})'
     assert scalar(prometheus, 'up{job="blog-api"}') == 1
     assert scalar(prometheus, logins % "failure") == FAILED_LOGINS
+    assert scalar(prometheus, logins % "throttled") == THROTTLED_LOGINS
     assert scalar(prometheus, logins % "success") == GOOD_LOGINS
     reads = duration("count", http_route=POST_ROUTE, http_request_method="GET")
     assert scalar(prometheus, f"sum({reads})") == POST_READS

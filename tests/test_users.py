@@ -29,6 +29,8 @@ def test_register_returns_the_user_without_any_password(client):
         ({"username": "alice", "email": "other@example.org"}, "same username"),
         ({"username": "bob", "email": "alice@example.org"}, "same email"),
         ({"username": "bob", "email": "ALICE@example.org"}, "same email, other case"),
+        ({"username": "Alice", "email": "other@example.org"}, "same username, other case"),
+        ({"username": "ALICE", "email": "other@example.org"}, "same username, upper case"),
     ],
 )
 def test_taken_username_or_email_is_409_and_nothing_is_written(client, users, second, why):
@@ -38,6 +40,18 @@ def test_taken_username_or_email_is_409_and_nothing_is_written(client, users, se
     # the failed insert was rolled back: the session still works and the first user is intact
     users.register("carol")
     assert client.post(LOGIN, json={"username": "alice", "password": PASSWORD}).status_code == 200
+
+
+def test_mallory_after_mallory_is_409_and_login_by_name_ignores_case(client, users):
+    """The database refuses the look-alike (not a check first); any case of the name logs in."""
+    users.register("mallory")
+    response = client.post(
+        REGISTER,
+        json={"username": "Mallory", "email": "other@example.org", "password": PASSWORD},
+    )
+    assert_error(response, 409)
+    for name in ("MALLORY", "Mallory", "mallory", "MALLORY@example.org"):
+        assert users.login(name), name
 
 
 @pytest.mark.parametrize(

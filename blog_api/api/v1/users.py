@@ -6,13 +6,14 @@ import logging
 
 from apiflask import APIBlueprint, abort
 from flask import current_app
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ...auth import auth, current_user
 from ...extensions import bcrypt, db
-from ...login_events import record_login
+from ...login_events import log_security_event, record_login
 from ...models import User
+from ...rate_limits import account_key, client_address, rate_limits, too_many_requests
 from ...schemas import LoginIn, TokenOut, UserIn, UserOut
 from ...tokens import issue_token
 
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 @bp.output(UserOut, status_code=201)
 @bp.doc(responses={409: "Username or email already taken"})
 def register(data: dict) -> User:
-    """Create an account; the database decides whether the name or email is taken."""
+    """Create an account; the database decides whether the name (in any case) or email is taken."""
     user = User(
         username=data["username"],
         email=data["email"],
@@ -43,23 +44,42 @@ def register(data: dict) -> User:
 @bp.post("/login")
 @bp.input(LoginIn, arg_name="data")
 @bp.output(TokenOut)
-@bp.doc(responses={401: "Unknown user or wrong password (the same message for both)"})
-def login(data: dict) -> dict:
-    """Exchange a username (or email) and password for an access token."""
+@bp.doc(
+    responses={
+        401: "Unknown user or wrong password (the same message for both)",
+        429: "Too many failed logins for this username or from this address (with Retry-After)",
+    }
+)
+def login(data: dict):
+    """Exchange a username (any case) or email, and a password, for an access token.
+
+    Failed logins are limited per account and per address; a throttled login is refused before
+    bcrypt runs, whatever its password, so guessing costs the server nothing more.
+    """
     name = data["username"]
     user = db.session.scalar(
-        select(User).where(or_(User.username == name, User.email == name.lower()))
+        select(User).where(
+            or_(func.lower(User.username) == name.lower(), User.email == name.lower())
+        )
     )
+    limits, account = rate_limits(), account_key(user.id if user else None, name)
+    throttled = limits.login_attempt(account)
+    if throttled is not None:
+        record_login("throttled")
+        log_security_event(logging.WARNING, "login throttled", name, client_address())
+        return too_many_requests(throttled, "Too many failed logins; try again later.")
     if user is None:
         # Check a real hash anyway, so an unknown name costs as long as a wrong password.
         bcrypt.check_password_hash(current_app.extensions["blog_api.dummy_hash"], data["password"])
         ok = False
     else:
         ok = bcrypt.check_password_hash(user.password_hash, data["password"])
-    record_login(ok)
+    record_login("success" if ok else "failure")
     if not ok:
-        log.info("login failed")  # no name: it may be a password typed into the wrong field
+        limits.login_failed()
+        log_security_event(logging.INFO, "login failed", name, client_address())
         abort(401, "Wrong username or password.")
+    limits.login_succeeded(account)
     log.info("login succeeded for user %d", user.id)
     token, lifetime = issue_token(user.id)
     return {"access_token": token, "token_type": "Bearer", "expires_in": lifetime}
