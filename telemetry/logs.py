@@ -7,7 +7,13 @@ Usage::
 
 Every record written while a span is current (for example while a request is served under the
 Flask instrumentation) gets `trace_id` and `span_id`, so a log line leads to its trace in Jaeger.
-Calling it again replaces the handler it installed; other handlers are left alone.
+Fields passed as `extra` (`log.info("login failed", extra={"username": name})`) become fields
+of the JSON object. Calling it again replaces the handler it installed; other handlers are left
+alone.
+
+A process of our own (gunicorn's config, `run.py`) calls `log_uncaught_exceptions()` too, so that
+an exception nobody caught, in any thread, is one record (its traceback inside) rather than raw
+lines on stderr. It is not done here, because test runners install hooks of their own.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import json
 import logging
 import re
 import sys
+import threading
 from datetime import UTC, datetime
 
 from opentelemetry import trace
@@ -26,6 +33,13 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TEXT_FORMAT = (
     "%(asctime)s %(levelname)s %(name)s [trace_id=%(trace_id)s span_id=%(span_id)s] %(message)s"
 )
+
+
+# What every LogRecord has; anything else on a record came from `extra`.
+_RECORD_ATTRIBUTES = frozenset(
+    (*vars(logging.LogRecord("", 0, "", 0, "", (), None)), "message", "asctime", "taskName")
+)
+_ENTRY_KEYS = frozenset({"time", "level", "logger", "message", "trace_id", "span_id", "exception"})
 
 
 def _trace_ids() -> tuple[str, str]:
@@ -46,6 +60,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": _ANSI.sub("", record.getMessage()),
         }
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRIBUTES and key not in _ENTRY_KEYS:
+                entry[key] = value
         if trace_id:
             entry["trace_id"] = trace_id
             entry["span_id"] = span_id
@@ -87,3 +104,28 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(level)
+
+
+def log_uncaught_exceptions(logger_name: str = "uncaught") -> None:
+    """Log an exception no code caught (main thread or any other) as one CRITICAL/ERROR record."""
+    logger = logging.getLogger(logger_name)
+
+    def main_thread(exc_type, exc, tb) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc, tb)
+            return
+        logger.critical("uncaught exception", exc_info=(exc_type, exc, tb))
+
+    def other_thread(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread is not None else "?"
+        logger.error(
+            "uncaught exception in thread %s",
+            name,
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        )
+
+    sys.excepthook = main_thread
+    threading.excepthook = other_thread
+    logging.captureWarnings(True)  # warnings.warn() becomes a record of `py.warnings`
