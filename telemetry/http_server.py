@@ -16,7 +16,9 @@ holds it to that:
   `error.type` on 5xx, and an exception event when a view raises;
 - `http.server.request.duration` (seconds, the semconv buckets) and
   `http.server.active_requests`, with the same attributes;
-- a `traceresponse` header (`00-<trace_id>-<span_id>-<sampled>`) on every response.
+- a `traceresponse` header (`00-<trace_id>-<span_id>-<sampled>`) on every response;
+- given an `access_log.AccessLog`, one access line a request, written just before the span ends
+  (so while it is current: the line carries its ids), from the values measured for the metrics.
 
 One deliberate difference: a request that matches no route (or gets 405) is named `<METHOD>`
 alone, as the semantic conventions say, not `<METHOD> <raw path>`: junk URLs must not become new
