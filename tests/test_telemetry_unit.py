@@ -4,6 +4,7 @@ import json
 import logging
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 from opentelemetry import trace
@@ -165,6 +166,14 @@ def test_json_log_lines_carry_extra_fields_but_never_replace_their_own():
     assert (line["username"], line["client_address"]) == ("mallory", "203.0.113.9")
     assert (line["level"], line["message"]) == ("INFO", "login failed")
     assert "args" not in line and "msecs" not in line  # a record's own attributes stay out
+
+
+def test_json_time_is_iso_utc_with_milliseconds_across_seconds():
+    formatter = JsonFormatter()
+    for created in (1764406428.0, 1764406428.4309, 1764406428.9994, 1764406429.0005, 0.25):
+        record = logging.makeLogRecord({"msg": "m", "created": created})
+        expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+        assert json.loads(formatter.format(record))["time"] == expected
 
 
 UNCAUGHT = """
