@@ -18,31 +18,84 @@ preload_app = False
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 10
 keepalive = 5
-# gunicorn's own lines (booting, worker exits, timeouts) in the app's format: one line a record on
-# stderr, JSON unless LOG_FORMAT=text. The root logger is left to the app (create_app sets it up).
+# Every line on stderr is one record in the app's format, JSON unless LOG_FORMAT=text: gunicorn's
+# own (booting, worker exits, timeouts), the app's, and anything nobody caught. The root handler
+# is named as telemetry.configure_logging names its own, so create_app replaces it in each worker
+# instead of adding a second one.
 _log_format = os.environ.get("LOG_FORMAT", "json").lower()
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "root": {"level": os.environ.get("LOG_LEVEL", "INFO").upper(), "handlers": []},
+    "root": {
+        "level": os.environ.get("LOG_LEVEL", "INFO").upper(),
+        "handlers": ["telemetry.stderr"],
+    },
     "formatters": {
         "line": {
             "()": f"telemetry.logs.{'TextFormatter' if _log_format == 'text' else 'JsonFormatter'}"
         }
     },
     "handlers": {
-        "stderr": {
+        "telemetry.stderr": {
             "class": "logging.StreamHandler",
             "formatter": "line",
             "stream": "ext://sys.stderr",
         }
     },
     "loggers": {
-        "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
-        # No access log, as gunicorn's default: every request is in the metrics and the traces.
-        "gunicorn.access": {"level": "WARNING", "handlers": ["stderr"], "propagate": False},
+        "gunicorn.error": {"level": "INFO", "handlers": ["telemetry.stderr"], "propagate": False},
+        "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
+        # Alembic announces its plugins at INFO when the master imports the app's code.
+        "alembic.runtime.plugins": {"level": "WARNING"},
     },
 }
+
+
+def _quiet_logger_class():
+    """gunicorn's logger without its access log.
+
+    The app writes one line a request, with the request's trace id (telemetry.access_log, see
+    ACCESS_LOG); gunicorn's would be a second line without it. And with a logging config,
+    gunicorn builds every request's log atoms (all headers, all of environ) even when its access
+    logger drops the line.
+    """
+    from gunicorn.glogging import Logger
+
+    class QuietAccessLogger(Logger):
+        def access(self, resp, req, environ, request_time):
+            return
+
+    return QuietAccessLogger
+
+
+logger_class = _quiet_logger_class()
+
+
+def post_fork(server, worker):
+    """Log an app that fails to build in a worker as one record, traceback inside.
+
+    gunicorn itself logs the exception and then prints its message as a raw line on stderr; this
+    exits the worker first, with gunicorn's exit code, so the master stops as it would.
+    """
+    from gunicorn.errors import AppImportError
+
+    load_wsgi = worker.load_wsgi
+
+    def load_wsgi_or_exit():
+        try:
+            load_wsgi()
+        except Exception as exc:  # noqa: BLE001 - any failure to build the app ends the worker
+            worker.log.error(
+                "the app could not be built in worker %s: %s", worker.pid, exc, exc_info=True
+            )
+            raise SystemExit(
+                server.APP_LOAD_ERROR
+                if isinstance(exc, AppImportError)
+                else server.WORKER_BOOT_ERROR
+            ) from None
+
+    worker.load_wsgi = load_wsgi_or_exit
+
 
 # Bound how long a worker lives, so a slow leak cannot grow forever (0: never recycle).
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
@@ -51,6 +104,9 @@ max_requests_jitter = max_requests // 10
 
 def on_starting(server):
     from telemetry import multiprocess
+    from telemetry.logs import log_uncaught_exceptions
+
+    log_uncaught_exceptions()
 
     # With more than one worker, each scrape must report every worker's counts, not one worker's
     # share: the hooks below share metric snapshots through a directory (telemetry.multiprocess).

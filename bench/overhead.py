@@ -59,7 +59,8 @@ from harness import (  # noqa: E402 - a sibling module, not a package
     stop_on_sigterm,
 )
 
-OFF = {"OTEL_SDK_DISABLED": "true"}
+# No telemetry and no access line (which the app writes with telemetry off too).
+OFF = {"OTEL_SDK_DISABLED": "true", "ACCESS_LOG": "false"}
 # ddtrace sends traces to the receiver and nothing else anywhere: no runtime metrics (DogStatsD),
 # remote configuration, instrumentation telemetry, profiler, crash tracker or symbol upload.
 # SQLAlchemy on (it is off by default in favour of the DB-API integrations) and sqlite3 off, so

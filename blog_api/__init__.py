@@ -31,6 +31,11 @@ MAX_BODY_BYTES = 1024 * 1024
 
 def create_app(config: Mapping[str, str] | None = None) -> APIFlask:
     """Build the app from the environment, overridden by `config` (tests pass a mapping)."""
+    with cli.config_errors_as_cli_errors():
+        return _build_app(config)
+
+
+def _build_app(config: Mapping[str, str] | None) -> APIFlask:
     app = APIFlask(
         __name__,
         title="blog-api",
@@ -40,7 +45,7 @@ def create_app(config: Mapping[str, str] | None = None) -> APIFlask:
         instance_relative_config=True,
     )
     env = {**os.environ, **(config or {})}
-    settings = Settings.from_mapping(env, app.instance_path)
+    settings = Settings.from_mapping(env, app.instance_path, serving=not cli.running_a_command())
     configure_logging(settings.log_level, settings.log_format)
     if settings.uses_instance_folder:
         os.makedirs(app.instance_path, exist_ok=True)

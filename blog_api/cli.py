@@ -1,19 +1,51 @@
-"""`flask --app blog_api create-admin USERNAME`: make an admin account (or promote one)."""
+"""`flask --app blog_api create-admin USERNAME`: make an admin account (or promote one).
+
+Under the `flask` command, an error is one line (`Error: ...`, exit status 1), not a traceback:
+a bad setting while the app is built, and the database failing create-admin.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 from flask import Flask
 from flask.cli import with_appcontext
 from marshmallow import ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from telemetry.redact import redact_url_credentials
+
+from .config import ConfigError
 from .extensions import bcrypt, db
 from .models import User
 from .schemas import UserIn
+
+
+def running_a_command() -> bool:
+    """Whether a `flask` command other than `run` is building the app (create-admin, db ...)."""
+    context = click.get_current_context(silent=True)
+    return context is not None and context.command.name != "run"
+
+
+@contextmanager
+def config_errors_as_cli_errors() -> Iterator[None]:
+    """Under the `flask` command, turn a ConfigError into click's one-line error."""
+    try:
+        yield
+    except ConfigError as exc:
+        if click.get_current_context(silent=True) is None:
+            raise
+        raise click.ClickException(str(exc)) from None
+
+
+def _database_error(exc: SQLAlchemyError) -> click.ClickException:
+    """The driver's first line (no SQL, no parameters, no credentials) as a one-line error."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return click.ClickException(f"the database cannot be used: {redact_url_credentials(reason)}")
 
 
 @click.command("create-admin")
@@ -25,6 +57,14 @@ from .schemas import UserIn
 @with_appcontext
 def create_admin(username: str, email: str | None, password_stdin: bool) -> None:
     """Create USERNAME as an admin, or make an existing USERNAME an admin."""
+    try:
+        _create_admin(username, email, password_stdin)
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        raise _database_error(exc) from None
+
+
+def _create_admin(username: str, email: str | None, password_stdin: bool) -> None:
     user = db.session.scalar(select(User).where(User.username == username))
     if user is not None:
         user.is_admin = True

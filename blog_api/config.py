@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from limits import parse
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEVELOPMENT = "development"
 PRODUCTION = "production"
@@ -50,6 +52,23 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def _check_database_url(url: str) -> None:
+    """Refuse a DATABASE_URL SQLAlchemy cannot use; the value stays out (it may hold a password)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ConfigError(
+            "DATABASE_URL is not a database URL (postgresql://user:password@host:5432/name, "
+            "or sqlite:////absolute/path.db)"
+        ) from None
+    try:
+        parsed.get_dialect()
+    except ArgumentError:  # NoSuchModuleError: an unknown scheme
+        raise ConfigError(
+            f"DATABASE_URL: no database driver for {parsed.drivername!r} (use postgresql or sqlite)"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the app reads from its environment, validated in one place."""
@@ -70,15 +89,23 @@ class Settings:
     trusted_proxies: int
 
     @classmethod
-    def from_mapping(cls, source: Mapping[str, str], instance_path: str) -> Settings:
-        """Build settings from `source` (os.environ, or a test's mapping)."""
+    def from_mapping(
+        cls, source: Mapping[str, str], instance_path: str, serving: bool = True
+    ) -> Settings:
+        """Build settings from `source` (os.environ, or a test's mapping).
+
+        `serving=False` (a CLI command such as create-admin or db upgrade) needs no SECRET_KEY:
+        it signs nothing, so a missing or short key is replaced by a random one.
+        """
         env = source.get("APP_ENV", PRODUCTION).lower()
         if env not in (DEVELOPMENT, PRODUCTION):
             raise ConfigError(f"APP_ENV must be {DEVELOPMENT!r} or {PRODUCTION!r}, not {env!r}")
 
         secret_key = source.get("SECRET_KEY") or ""
+        if not serving and len(secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+            secret_key = ""
         if not secret_key:
-            if env != DEVELOPMENT:
+            if env != DEVELOPMENT and serving:
                 raise ConfigError(
                     "SECRET_KEY is required outside development "
                     "(set SECRET_KEY, or APP_ENV=development for a random per-process key)"
@@ -94,6 +121,7 @@ class Settings:
         uses_instance_folder = not database_url
         if uses_instance_folder:
             database_url = "sqlite:///" + str(Path(instance_path) / "blog.db")
+        _check_database_url(normalize_database_url(database_url))
 
         log_format = source.get("LOG_FORMAT", "json").lower()
         if log_format not in ("json", "text"):

@@ -25,6 +25,8 @@ Configuration (standard OpenTelemetry variables; `env` is usually os.environ):
 - `METRICS_TOKEN`: when set, `/metrics` needs `Authorization: Bearer <token>`.
 - `TELEMETRY_INSTRUMENTATION`: `lean` (default: `http_server` and `sql_spans`, our own) or
   `contrib` (opentelemetry-instrumentation-flask and -sqlalchemy, the reference they are held to).
+- `ACCESS_LOG`: `true` (default) writes one line a request to the `access` logger, with the
+  request's trace id (see `access_log`); `false` writes none.
 - `METRICS_MULTIPROCESS_DIR`: merge the metrics of every worker process (see `multiprocess`);
   gunicorn.conf.py sets it by itself when it starts more than one worker.
 
@@ -42,6 +44,7 @@ from opentelemetry.metrics import Meter, NoOpMeter
 from sqlalchemy.engine import Engine
 
 from . import contrib, http_server, sql_spans
+from .access_log import AccessLog, log_requests
 from .config import TelemetryConfig
 from .logs import configure_logging
 from .multiprocess import start_worker
@@ -52,11 +55,6 @@ from .timestamps import iso_utc
 __all__ = ["Telemetry", "configure_logging", "exporter_status", "init_telemetry"]
 
 _EXTENSION = "telemetry"
-# TELEMETRY_INSTRUMENTATION -> (instrument a Flask app, instrument an SQLAlchemy engine)
-_INSTRUMENTATIONS = {
-    "lean": (http_server.instrument_app, sql_spans.instrument_engine),
-    "contrib": (contrib.instrument_app, contrib.instrument_engine),
-}
 
 
 @dataclass(frozen=True)
@@ -78,10 +76,15 @@ def init_telemetry(
 ) -> Telemetry:
     """Instrument `app` (and `engine`), serve /metrics, and return the app's meter.
 
-    `/metrics` and `skip_paths` (each exact, or a prefix of `path/...`) are not instrumented.
+    `/metrics` and `skip_paths` (each exact, or a prefix of `path/...`) are not instrumented and
+    write no access line.
     """
     config = TelemetryConfig.from_mapping(env)
+    skipped = (METRICS_PATH, *skip_paths)
+    access = AccessLog() if config.access_log else None
     if config.disabled:
+        if access is not None:
+            log_requests(app, access, http_server.SkipPaths(skipped))
         handle = Telemetry(meter=NoOpMeter("telemetry"), providers=None)
         app.extensions[_EXTENSION] = handle
         return handle
@@ -93,10 +96,16 @@ def init_telemetry(
     if config.multiprocess_dir:
         collect = start_worker(config.multiprocess_dir, providers.collect).collect_merged
     add_metrics_route(app, providers, config.metrics_token, collect)
-    instrument_app, instrument_engine = _INSTRUMENTATIONS[config.instrumentation]
-    instrument_app(
-        app, providers.tracer_provider, providers.meter_provider, (METRICS_PATH, *skip_paths)
-    )
+    if config.instrumentation == "lean":
+        http_server.instrument_app(
+            app, providers.tracer_provider, providers.meter_provider, skipped, access
+        )
+        instrument_engine = sql_spans.instrument_engine
+    else:
+        contrib.instrument_app(app, providers.tracer_provider, providers.meter_provider, skipped)
+        if access is not None:
+            log_requests(app, access, http_server.SkipPaths(skipped))
+        instrument_engine = contrib.instrument_engine
     if engine is not None:
         instrument_engine(engine, providers.tracer_provider)
 

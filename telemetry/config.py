@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from opentelemetry.util.re import parse_env_headers
 
 TRUE = frozenset({"true", "1", "yes", "on"})
+FALSE = frozenset({"false", "0", "no", "off"})
 INSTRUMENTATIONS = ("lean", "contrib")
 TRACE_EXPORTERS = ("otlp", "console", "none")
 COMPRESSIONS = ("none", "gzip", "deflate")
@@ -120,23 +121,37 @@ class TelemetryConfig:
     metrics_token: str | None
     multiprocess_dir: str | None
     instrumentation: str = "lean"
+    access_log: bool = True
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> TelemetryConfig:
-        """Read OTEL_SDK_DISABLED, the trace exporter settings, METRICS_TOKEN and
-        TELEMETRY_INSTRUMENTATION."""
+        """Read OTEL_SDK_DISABLED, the trace exporter settings, METRICS_TOKEN,
+        TELEMETRY_INSTRUMENTATION and ACCESS_LOG."""
         return cls(
             disabled=env.get("OTEL_SDK_DISABLED", "").strip().lower() in TRUE,
             traces=TraceExportConfig.from_mapping(env),
             metrics_token=env.get("METRICS_TOKEN") or None,
             multiprocess_dir=env.get("METRICS_MULTIPROCESS_DIR") or None,
             instrumentation=_instrumentation(env.get("TELEMETRY_INSTRUMENTATION", "")),
+            access_log=_flag(env, "ACCESS_LOG", default=True),
         )
 
     @property
     def traces_endpoint(self) -> str | None:
         """The OTLP traces endpoint (None: not set)."""
         return self.traces.endpoint
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A true/false setting; anything else is logged and read as `default`."""
+    value = env.get(name, "").strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    if value:
+        _logger.warning("%s=%r is neither true nor false; using %s", name, value, default)
+    return default
 
 
 def _instrumentation(value: str) -> str:

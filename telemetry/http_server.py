@@ -16,7 +16,9 @@ holds it to that:
   `error.type` on 5xx, and an exception event when a view raises;
 - `http.server.request.duration` (seconds, the semconv buckets) and
   `http.server.active_requests`, with the same attributes;
-- a `traceresponse` header (`00-<trace_id>-<span_id>-<sampled>`) on every response.
+- a `traceresponse` header (`00-<trace_id>-<span_id>-<sampled>`) on every response;
+- given an `access_log.AccessLog`, one access line a request, written just before the span ends
+  (so while it is current: the line carries its ids), from the values measured for the metrics.
 
 One deliberate difference: a request that matches no route (or gets 405) is named `<METHOD>`
 alone, as the semantic conventions say, not `<METHOD> <raw path>`: junk URLs must not become new
@@ -59,6 +61,7 @@ from opentelemetry.util.http import (
     sanitize_method,
 )
 
+from .access_log import AccessLog
 from .sdk_shortcuts import FastHistogram, FastSpans
 
 SCOPE = "telemetry.flask"
@@ -205,8 +208,10 @@ class FlaskInstrumentation:
         tracer_provider: TracerProvider,
         meter_provider: MeterProvider,
         skip_paths: tuple[str, ...],
+        access_log: AccessLog | None = None,
     ) -> None:
         self._app = app.wsgi_app
+        self._access_log = access_log
         self._skip = SkipPaths(skip_paths)
         self._tracer = tracer_provider.get_tracer(SCOPE, schema_url=SCHEMA_URL)
         meter = meter_provider.get_meter(SCOPE, schema_url=SCHEMA_URL)
@@ -321,10 +326,16 @@ class FlaskInstrumentation:
             span.set_attributes(collect_custom_response_headers_attributes(headers))
 
     def _finish(self, request: _Request, environ, status: list, scheme: str) -> None:
-        """End the span, leave its context, and record the duration."""
+        """Write the access line (the span still current), end the span, leave its context, and
+        record the duration."""
         span = request.span
         if span is None:  # Flask never reached our hook nor started a response
             span = self._begin(request, environ, None)
+        elapsed = max(perf_counter() - request.started, 0.0)
+        if self._access_log is not None:
+            self._access_log.write(
+                request.original, request.route, status[0], elapsed, environ.get("REMOTE_ADDR")
+            )
         span.end()
         if request.token is not None:
             context.detach(request.token)
@@ -342,9 +353,7 @@ class FlaskInstrumentation:
             attributes = _duration_attributes(*key)
             if len(self._duration_attributes) < _CACHE_LIMIT:
                 self._duration_attributes[key] = attributes
-        self._record_duration(
-            max(perf_counter() - request.started, 0.0), key, attributes, request.context
-        )
+        self._record_duration(elapsed, key, attributes, request.context)
 
     # --- the Flask hooks -----------------------------------------------------------------------
     def _start_span(self) -> None:
@@ -493,9 +502,10 @@ def instrument_app(
     tracer_provider: TracerProvider,
     meter_provider: MeterProvider,
     skip_paths: tuple[str, ...] = (),
+    access_log: AccessLog | None = None,
 ) -> None:
-    """Instrument `app` once; a second call for the same app is a no-op."""
+    """Instrument `app` once (and write `access_log` lines); a second call is a no-op."""
     if app.extensions.get(SCOPE):
         return
-    FlaskInstrumentation(app, tracer_provider, meter_provider, skip_paths)
+    FlaskInstrumentation(app, tracer_provider, meter_provider, skip_paths, access_log)
     app.extensions[SCOPE] = True

@@ -7,7 +7,13 @@ Usage::
 
 Every record written while a span is current (for example while a request is served under the
 Flask instrumentation) gets `trace_id` and `span_id`, so a log line leads to its trace in Jaeger.
-Calling it again replaces the handler it installed; other handlers are left alone.
+Fields passed as `extra` (`log.info("login failed", extra={"username": name})`) become fields
+of the JSON object. Calling it again replaces the handler it installed; other handlers are left
+alone.
+
+A process of our own (gunicorn's config, `run.py`) calls `log_uncaught_exceptions()` too, so that
+an exception nobody caught, in any thread, is one record (its traceback inside) rather than raw
+lines on stderr. It is not done here, because test runners install hooks of their own.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import json
 import logging
 import re
 import sys
+import threading
 from datetime import UTC, datetime
 
 from opentelemetry import trace
@@ -28,6 +35,13 @@ _TEXT_FORMAT = (
 )
 
 
+# What every LogRecord has; anything else on a record came from `extra`.
+_RECORD_ATTRIBUTES = frozenset(
+    (*vars(logging.LogRecord("", 0, "", 0, "", (), None)), "message", "asctime", "taskName")
+)
+_ENTRY_KEYS = frozenset({"time", "level", "logger", "message", "trace_id", "span_id", "exception"})
+
+
 def _trace_ids() -> tuple[str, str]:
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:
@@ -36,22 +50,43 @@ def _trace_ids() -> tuple[str, str]:
 
 
 class JsonFormatter(logging.Formatter):
-    """Format a record as one JSON object on one line."""
+    """Format a record as one JSON object on one line.
+
+    Built for one line a request: the encoder is made once, and the time's text once a second.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+        self._second: tuple[int, str] = (-1, "")  # replaced whole: threads share it
+
+    def _time(self, created: float) -> str:
+        """`created` as ISO 8601 UTC with milliseconds (`2026-11-29T08:53:48.430+00:00`)."""
+        whole = int(created)
+        second = self._second
+        if second[0] != whole:
+            text = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            second = self._second = (whole, text)
+        return f"{second[1]}.{int((created - whole) * 1000):03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
         trace_id, span_id = _trace_ids()
+        message = record.getMessage()
         entry = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": self._time(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "message": _ANSI.sub("", record.getMessage()),
+            "message": _ANSI.sub("", message) if "\x1b" in message else message,
         }
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRIBUTES and key not in _ENTRY_KEYS:
+                entry[key] = value
         if trace_id:
             entry["trace_id"] = trace_id
             entry["span_id"] = span_id
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return self._encode(entry)
 
 
 class TextFormatter(logging.Formatter):
@@ -87,3 +122,28 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(level)
+
+
+def log_uncaught_exceptions(logger_name: str = "uncaught") -> None:
+    """Log an exception no code caught (main thread or any other) as one CRITICAL/ERROR record."""
+    logger = logging.getLogger(logger_name)
+
+    def main_thread(exc_type, exc, tb) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc, tb)
+            return
+        logger.critical("uncaught exception", exc_info=(exc_type, exc, tb))
+
+    def other_thread(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread is not None else "?"
+        logger.error(
+            "uncaught exception in thread %s",
+            name,
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        )
+
+    sys.excepthook = main_thread
+    threading.excepthook = other_thread
+    logging.captureWarnings(True)  # warnings.warn() becomes a record of `py.warnings`

@@ -1,15 +1,17 @@
 """The telemetry package on its own: configuration, resource, log formats, independence."""
 
+import json
 import logging
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from telemetry.config import TelemetryConfig, TraceExportConfig
-from telemetry.logs import TextFormatter
+from telemetry.logs import JsonFormatter, TextFormatter
 from telemetry.providers import _resource
 from telemetry.redact import redact_url_credentials
 
@@ -130,6 +132,75 @@ def test_text_log_format_carries_trace_and_span_ids():
     assert "WARNING blog_api" in line and line.endswith("hello you")
     assert f"trace_id={trace.format_trace_id(context.trace_id)}" in line
     assert f"span_id={trace.format_span_id(context.span_id)}" in line
+
+
+@pytest.mark.parametrize(
+    "value, enabled, warns",
+    [
+        ("", True, False),
+        ("true", True, False),
+        ("FALSE", False, False),
+        ("0", False, False),
+        ("off", False, False),
+        ("nope", True, True),
+    ],
+)
+def test_access_log_setting(caplog, value, enabled, warns):
+    caplog.set_level(logging.WARNING, logger="telemetry")
+    assert TelemetryConfig.from_mapping({"ACCESS_LOG": value}).access_log is enabled
+    assert ("ACCESS_LOG" in caplog.text) is warns
+
+
+def test_json_log_lines_carry_extra_fields_but_never_replace_their_own():
+    record = logging.makeLogRecord(
+        {
+            "name": "blog_api",
+            "levelname": "INFO",
+            "msg": "login failed",
+            "username": "mallory",
+            "client_address": "203.0.113.9",
+            "level": "forged",
+        }
+    )
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["username"], line["client_address"]) == ("mallory", "203.0.113.9")
+    assert (line["level"], line["message"]) == ("INFO", "login failed")
+    assert "args" not in line and "msecs" not in line  # a record's own attributes stay out
+
+
+def test_json_time_is_iso_utc_with_milliseconds_across_seconds():
+    formatter = JsonFormatter()
+    for created in (1764406428.0, 1764406428.4309, 1764406428.9994, 1764406429.0005, 0.25):
+        record = logging.makeLogRecord({"msg": "m", "created": created})
+        expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+        assert json.loads(formatter.format(record))["time"] == expected
+
+
+UNCAUGHT = """
+import threading
+from telemetry.logs import configure_logging, log_uncaught_exceptions
+configure_logging("INFO", "json")
+log_uncaught_exceptions()
+thread = threading.Thread(target=lambda: 1 / 0, name="worker-thread")
+thread.start()
+thread.join()
+raise RuntimeError("nobody caught this")
+"""
+
+
+def test_uncaught_exceptions_are_json_records_with_their_traceback():
+    result = subprocess.run(
+        [sys.executable, "-c", UNCAUGHT], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1
+    lines = [json.loads(line) for line in result.stderr.splitlines()]  # no raw traceback line
+    assert [line["message"] for line in lines] == [
+        "uncaught exception in thread worker-thread",
+        "uncaught exception",
+    ]
+    assert "ZeroDivisionError" in lines[0]["exception"]
+    assert "RuntimeError: nobody caught this" in lines[1]["exception"]
+    assert lines[1]["level"] == "CRITICAL"
 
 
 def test_credentials_in_urls_are_redacted():
