@@ -10,6 +10,9 @@ The database check is also the schema check: the database is `up` only when it a
 schema is at the migrations' head (blog_api.schema). Until the app has seen that, API requests
 answer 503 with Retry-After instead of reaching for tables that may not exist; an instance whose
 database is migrated while it runs becomes ready by itself, within about a second.
+
+The check asks the database itself even while the app's breaker (blog_api.breaker) has API
+requests fail fast, so readiness tells the truth; a check that reaches the database closes it.
 """
 
 from __future__ import annotations
