@@ -13,6 +13,7 @@ import logging
 from flask import Flask, g
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 
 from . import deadline
 from .breaker import CircuitBreaker
@@ -70,6 +71,7 @@ def init_app(app: Flask) -> Engine:
     is back and at the migrations' head (see blog_api.health).
     """
     db.init_app(app)
+    app.teardown_appcontext(_close_session)  # runs before Flask-SQLAlchemy's own (reverse order)
     with app.app_context():
         engine = db.engine
     if engine.dialect.name == "sqlite":
@@ -84,6 +86,20 @@ def init_app(app: Flask) -> Engine:
         app.before_request(lambda: _start_budget(timeout))
         app.teardown_request(_end_budget)
     return engine
+
+
+def _close_session(exc: BaseException | None) -> None:
+    """End the request's session; a connection that died after the work is not the request's 500.
+
+    Closing rolls back whatever is open; when the server went away since the last statement,
+    that rollback fails. The response is already decided (a commit had finished, or nothing was
+    written), and SQLAlchemy has dropped the connection from the pool: forget the session.
+    """
+    try:
+        db.session.remove()
+    except DBAPIError:
+        log.debug("the connection died before the session closed", exc_info=True)
+        db.session.registry.clear()
 
 
 def _start_budget(timeout: float) -> None:

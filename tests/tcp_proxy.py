@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import select
 import socket
+import struct
 import threading
+import time
 
 HOST = "127.0.0.1"
 MODES = ("forward", "freeze", "refuse")
@@ -86,9 +88,19 @@ class TcpProxy:
             thread.join(timeout=5)
 
     def _listen(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((HOST, self.port))
+        """Listen on the proxy's port again; the kernel may hold it a moment after a cut."""
+        deadline = time.monotonic() + 5
+        while True:
+            listener = socket.socket()
+            try:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind((HOST, self.port))
+                break
+            except OSError:
+                listener.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         listener.listen(64)
         listener.setblocking(False)
         self._listener = listener
@@ -136,11 +148,12 @@ class _Link:
         self.closed = threading.Event()
 
     def close(self) -> None:
+        """Cut both ends at once (a reset: nothing of them lingers on the proxy's port)."""
         self.closed.set()
         for sock in (self.client, self.upstream):
             if sock is not None:
                 try:
-                    sock.shutdown(socket.SHUT_RDWR)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 except OSError:
                     pass
                 sock.close()

@@ -190,3 +190,20 @@ def test_health_asks_the_database_itself_while_the_breaker_is_open(app, proxy):
     assert response.status_code == 200, response.get_json()
     assert not app.extensions["blog_api.breaker"].is_open, "the check's success closes it"
     assert client.get("/api/v1/posts").status_code == 200
+
+
+def test_a_connection_cut_after_the_work_is_not_a_500(app, proxy):
+    """The request's answer is decided; closing its session (a rollback) then fails."""
+
+    def read_then_cut():
+        db.session.execute(sa.text("SELECT 1"))
+        proxy.mode = "refuse"  # every connection cut before the session closes
+        return {"read": True}
+
+    app.add_url_rule("/api/v1/read-then-cut", "read_then_cut", read_then_cut)
+    client = app.test_client()
+    assert client.get("/api/v1/posts").status_code == 200
+    response = client.get("/api/v1/read-then-cut")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    proxy.mode = "forward"
+    assert _wait_for(client, "/api/v1/posts", 200, within_s=3.0).status_code == 200
