@@ -1,7 +1,10 @@
 """gunicorn settings from the environment: `gunicorn -c gunicorn.conf.py "blog_api:create_app()"`.
 
 HOST (127.0.0.1) and PORT (5000) as everywhere else; a PaaS sets PORT, and its Procfile line sets
-HOST=0.0.0.0. WEB_CONCURRENCY workers (1). The app is never preloaded: OpenTelemetry's exporter
+HOST=0.0.0.0. WEB_CONCURRENCY workers (1), each with GUNICORN_THREADS threads (8): gthread
+workers, so /health/live and /health answer while a request waits on a frozen database (a sync
+worker could not), for no throughput lost (README, Benchmarks). GUNICORN_THREADS=1 runs the
+sync worker. The app is never preloaded: OpenTelemetry's exporter
 threads do not survive fork(), so each worker builds its own providers after the fork. The master
 only imports the app's code, so that a worker boots fast; a worker that exits sends its last spans
 within about a second, whatever the collector does.
@@ -13,7 +16,8 @@ import os
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+worker_class = "gthread" if threads > 1 else "sync"
 preload_app = False
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 10
