@@ -99,6 +99,7 @@ def init_telemetry(
     )
     if engine is not None:
         instrument_engine(engine, providers.tracer_provider)
+        providers.pools.observe(engine)
 
     handle = Telemetry(meter=providers.meter_provider.get_meter(service_name), providers=providers)
     app.extensions[_EXTENSION] = handle
