@@ -1,7 +1,7 @@
 """Find the real components the tests talk to, and decide between failing and skipping.
 
-`.ci/run` sets BLOG_API_REQUIRE_SERVICES=1: there a missing PostgreSQL, Redis or Prometheus fails
-the run. On a laptop without them the tests that need them skip, saying why.
+`.ci/run` sets BLOG_API_REQUIRE_SERVICES=1: there a missing PostgreSQL, Redis, Prometheus or
+Alertmanager fails the run. On a laptop without them the tests that need them skip, saying why.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ def missing(what: str) -> None:
     pytest.skip(f"{what}; set BLOG_API_REQUIRE_SERVICES=1 to make this a failure")
 
 
-def require_binary(name: str) -> str:
+def require_binary(name: str, package: str = "prometheus") -> str:
+    """The path of `name`, from Debian's `package` (`.ci/run` installs it)."""
     path = shutil.which(name)
     if path is None:
-        missing(f"{name} is not installed (apt-get install -y prometheus)")
+        missing(f"{name} is not installed (apt-get install -y {package})")
     return path
 
 

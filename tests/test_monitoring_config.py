@@ -25,6 +25,7 @@ COLLECTOR_CONFIG = ROOT / "otel-collector.yaml"
 PROMETHEUS_CONFIG = DEPLOY / "prometheus.yml"
 ALERT_RULES = DEPLOY / "alerts.yml"
 ALERT_TESTS = DEPLOY / "alerts.test.yml"
+SLO_RULES = DEPLOY / "slo-rules.yml"  # generated from deploy/slos.yml (tests/test_slo_rules.py)
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "blog-api.json"
 GRAFANA_DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 GRAFANA_DASHBOARDS = DEPLOY / "grafana" / "provisioning" / "dashboards" / "dashboards.yml"
@@ -37,12 +38,12 @@ GUNICORN_COMMAND = 'gunicorn -c gunicorn.conf.py "blog_api:create_app()"'
 
 ALERTS = {
     "BlogApiDown",
+    "BlogApiTargetMissing",
     "BlogApiUnhealthy",
-    "BlogApiHighErrorRatio",
-    "BlogApiHighLatencyP99",
     "BlogApiLoginBruteForce",
     "BlogApiTraceExportFailing",
     "BlogApiSpansDropped",
+    "OtelCollectorDown",
 }
 METRIC_FAMILIES = {
     "http_server_request_duration_seconds",
@@ -109,19 +110,26 @@ def dashboard_exprs() -> list[str]:
 
 
 def alert_exprs() -> list[str]:
-    return [rule["expr"] for group in load_yaml(ALERT_RULES)["groups"] for rule in group["rules"]]
+    """The expressions of every rule Prometheus loads: the alerts and the SLO rules."""
+    return [
+        rule["expr"]
+        for path in (ALERT_RULES, SLO_RULES)
+        for group in load_yaml(path)["groups"]
+        for rule in group["rules"]
+    ]
 
 
 def dashboard_and_alert_metric_names() -> set[str]:
     """The metric families the dashboard and the alert rules need from the app's /metrics.
 
-    Histogram series (`_bucket`, `_count`, `_sum`) are reported as their family name, and `up`
-    (made by Prometheus itself, not the app) is left out.
+    Histogram series (`_bucket`, `_count`, `_sum`) are reported as their family name; `up` (made
+    by Prometheus itself, not the app) and recording rules' series (`slo:...`, with a colon) are
+    left out.
     """
     names: set[str] = set()
     for expr in dashboard_exprs() + alert_exprs():
         names |= {_HISTOGRAM_SERIES.sub("", name) for name in metric_names_in(expr)}
-    return names - {"up"}
+    return {name for name in names if ":" not in name} - {"up"}
 
 
 def _panels(panels: list[dict]) -> list[dict]:
@@ -184,11 +192,13 @@ def test_prometheus_config_passes_promtool(tmp_path: Path) -> None:
     token = tmp_path / "metrics_token"
     token.write_text("test-token", encoding="utf-8")
     (tmp_path / "prometheus.yml").write_text(text.replace(TOKEN_FILE, str(token)), "utf-8")
-    (tmp_path / ALERT_RULES.name).write_text(ALERT_RULES.read_text(encoding="utf-8"), "utf-8")
+    for rules in (ALERT_RULES, SLO_RULES):
+        (tmp_path / rules.name).write_text(rules.read_text(encoding="utf-8"), "utf-8")
 
     output = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
 
-    assert "SUCCESS: 7 rules found" in output
+    assert f"SUCCESS: {len(ALERTS)} rules found" in output
+    assert "SUCCESS: 0 rules found" not in output
 
 
 def test_prometheus_scrapes_the_app_and_the_collector() -> None:
@@ -199,7 +209,9 @@ def test_prometheus_scrapes_the_app_and_the_collector() -> None:
         for name, job in jobs.items()
     }
 
-    assert config["rule_files"] == [ALERT_RULES.name]
+    assert config["rule_files"] == [ALERT_RULES.name, SLO_RULES.name]
+    [alertmanagers] = config["alerting"]["alertmanagers"]
+    assert alertmanagers["static_configs"] == [{"targets": ["alertmanager:9093"]}]
     assert targets["blog-api"] == ["app:8000"]
     assert jobs["blog-api"].get("metrics_path", "/metrics") == "/metrics"
     assert jobs["blog-api"].get("scrape_interval", config["global"]["scrape_interval"]) == "15s"
@@ -217,7 +229,7 @@ def test_prometheus_scrapes_the_app_and_the_collector() -> None:
 @pytest.mark.prometheus
 def test_alert_rules_pass_promtool() -> None:
     output = promtool("check", "rules", ALERT_RULES.name, cwd=DEPLOY)
-    assert "SUCCESS: 7 rules found" in output
+    assert f"SUCCESS: {len(ALERTS)} rules found" in output
 
 
 @pytest.mark.prometheus
@@ -232,10 +244,11 @@ def test_every_alert_is_documented_and_tested_firing_and_not_firing() -> None:
 
     assert {rule["alert"] for rule in rules} == ALERTS
     for rule in rules:
-        assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
+        assert rule["labels"]["severity"] in ("page", "ticket"), rule["alert"]
         assert rule["annotations"]["summary"], rule["alert"]
         assert rule["annotations"]["description"], rule["alert"]
-        assert 'job="blog-api"' in rule["expr"], rule["alert"]
+        job = "otel-collector" if rule["alert"].startswith("OtelCollector") else "blog-api"
+        assert f'job="{job}"' in rule["expr"], rule["alert"]
     firing = {case["alertname"] for case in cases if case.get("exp_alerts")}
     quiet = {case["alertname"] for case in cases if not case.get("exp_alerts")}
     assert firing == ALERTS
@@ -430,6 +443,7 @@ def test_compose_mounts_only_files_that_exist() -> None:
         "otel-collector",
         "jaeger",
         "prometheus",
+        "alertmanager",
         "grafana",
     }
     for name, service in services.items():
