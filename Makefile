@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 BENCH_VENV  := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench clean stack
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	APP_ENV=$${APP_ENV:-development} $(BIN)/flask --app blog_api db upgrade
 	$(BIN)/python run.py
+
+# The whole loop without Docker: the app under gunicorn, Debian's Prometheus and Alertmanager with
+# deploy/'s configs, demo traffic; prints the URLs, Ctrl-C stops it all (deploy/local_stack.py).
+stack: $(STAMP)
+	$(BIN)/python deploy/local_stack.py
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
