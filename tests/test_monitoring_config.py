@@ -51,6 +51,18 @@ METRIC_FAMILIES = {
     "blog_api_logins_total",
     "otel_sdk_exporter_span_exported_total",
     "otel_sdk_processor_span_processed_total",
+    # process, GC, pool and worker families (telemetry.runtime, .pool, .gunicorn_workers)
+    "process_cpu_time_seconds_total",
+    "process_memory_usage_bytes",
+    "process_memory_virtual_bytes",
+    "process_unix_file_descriptor_count",
+    "process_thread_count",
+    "cpython_gc_collections_total",
+    "db_client_connection_count",
+    "db_client_connection_max",
+    "db_client_connection_pending_requests",
+    "gunicorn_workers",
+    "gunicorn_worker_exits_total",
 }
 
 
@@ -126,9 +138,18 @@ def dashboard_and_alert_metric_names() -> set[str]:
     by Prometheus itself, not the app) and recording rules' series (`slo:...`, with a colon) are
     left out.
     """
-    names: set[str] = set()
+    raw: set[str] = set()
     for expr in dashboard_exprs() + alert_exprs():
-        names |= {_HISTOGRAM_SERIES.sub("", name) for name in metric_names_in(expr)}
+        raw |= metric_names_in(expr)
+    # `x_count` is a histogram's series only if `x_bucket` is queried too: a gauge may end in
+    # `_count` (db_client_connection_count, a semantic-convention name)
+    histograms = {name.removesuffix("_bucket") for name in raw if name.endswith("_bucket")}
+    names = {
+        _HISTOGRAM_SERIES.sub("", name)
+        if not name.endswith("_count") or name.removesuffix("_count") in histograms
+        else name
+        for name in raw
+    }
     return {name for name in names if ":" not in name} - {"up"}
 
 
@@ -383,8 +404,21 @@ def test_dashboard_covers_the_contract(dashboard: dict) -> None:
         # spans dropped before export, by reason (queue_full, shutdown)
         "sum by (error_type) (rate(otel_sdk_processor_span_processed_total",
         "up{",
+        # 0, not "No data", when nothing failed
+        '"5.."}[$__rate_interval])) or vector(0))',
+        "slo:period_error_budget_remaining:ratio",
+        "slo:sli_error:ratio_rate1h",
     ]:
         assert needle in exprs, needle
+
+
+def test_requests_without_a_route_have_one_legend_on_every_route_panel(dashboard: dict) -> None:
+    for panel in _panels(dashboard["panels"]):
+        for target in panel.get("targets", []):
+            if "{{http_route}}" in target.get("legendFormat", ""):
+                assert '"http_route", "(no route)", "http_route", ""' in target["expr"], panel[
+                    "title"
+                ]
 
 
 @pytest.mark.prometheus
