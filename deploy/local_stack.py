@@ -72,7 +72,6 @@ def rules(name: str, hold: str | None = None) -> dict:
     loaded = yaml.safe_load((DEPLOY / name).read_text(encoding="utf-8"))
     if hold:
         for group in loaded["groups"]:
-            group["interval"] = hold
             for rule in group["rules"]:
                 if "alert" in rule and "for" in rule:
                     rule["for"] = hold
