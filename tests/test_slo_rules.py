@@ -94,9 +94,23 @@ def test_slo_rule_unit_tests_pass(tests: Path):
     assert "SUCCESS" in output
 
 
+def test_the_latency_slos_fire_and_stay_quiet_too():
+    cases = [c for path in SLO_TESTS for c in load_yaml(path)["tests"] if "latency" in c["name"]]
+    for alert in ("BlogApiReadLatencyFastBurn", "BlogApiWriteLatencyFastBurn"):
+        verdicts = {
+            bool(case["exp_alerts"])
+            for test in cases
+            for case in test["alert_rule_test"]
+            if case["alertname"] == alert
+        }
+        assert verdicts == {True, False}, alert
+
+
 def test_every_window_pair_has_a_firing_and_a_quiet_case():
     cases = {}
     for test in [test for path in SLO_TESTS for test in load_yaml(path)["tests"]]:
+        if test["name"].startswith("latency"):  # the latency SLOs' cases, beside the pairs'
+            continue
         severity, pair, verdict = test["name"].split(":")[0].split()
         [case] = test["alert_rule_test"]
         cases[(severity, pair, verdict)] = case
