@@ -26,7 +26,12 @@ Configuration (standard OpenTelemetry variables; `env` is usually os.environ):
 - `TELEMETRY_INSTRUMENTATION`: `lean` (default: `http_server` and `sql_spans`, our own) or
   `contrib` (opentelemetry-instrumentation-flask and -sqlalchemy, the reference they are held to).
 - `METRICS_MULTIPROCESS_DIR`: merge the metrics of every worker process (see `multiprocess`);
-  gunicorn.conf.py sets it by itself when it starts more than one worker.
+  gunicorn.conf.py sets it by itself whenever gunicorn runs the app, and counts its workers'
+  exits (see `gunicorn_workers`).
+
+Besides the app's own instruments, /metrics has the process's CPU, memory, descriptors, threads
+and garbage collector (`runtime`) and the engine's connection pool (`pool`), under OpenTelemetry's
+semantic-convention names, all read when the metrics are collected: nothing per request.
 
 Providers are built once per process and reused, so calling this for many apps (as tests do) is
 harmless; the last call decides where spans go. This package never imports the app it instruments.
