@@ -1,6 +1,7 @@
 """End to end: the app, a real Prometheus with the project's rules, a real Alertmanager with the
 project's routes, and a webhook served by this test as every receiver. Stopping the app makes
-BlogApiDown fire for real; the webhook receives it as a page, with its labels and runbook_url.
+BlogApiDown fire for real; the webhook receives it as a page, with its labels and runbook_url;
+meanwhile Alertmanager holds back a symptom (an SLO burn alert) and still delivers the rest.
 
 The configs are deploy/'s own, derived by deploy/local_stack.py (as `make stack` uses them):
 local addresses, a 1 s scrape and evaluation interval, every alert's `for` held 2 s, 1 s
@@ -17,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from .live_server import HOST, LiveServer, Process, free_port
+from .live_server import HOST, LiveServer, Process, call, free_port
 from .services import require_binary
 from .test_monitoring_config import ALERT_RULES, DEPLOY, load_yaml
 
@@ -87,6 +88,18 @@ def _wait_for(webhook: Webhook, alertname: str, *servers: Process) -> list:
     pytest.fail(f"no {alertname} within {DELIVERY_TIMEOUT_S}s; got {webhook.received}\n{logs}")
 
 
+def _post_alerts(port: int, *labels: dict) -> None:
+    body = [{"labels": label, "annotations": {"summary": "posted by the test"}} for label in labels]
+    status, answer = call(port, "POST", "/api/v2/alerts", body=body)
+    assert status == 200, answer
+
+
+def _alertmanager_alerts(port: int) -> list[dict]:
+    status, body = call(port, "GET", "/api/v2/alerts")
+    assert status == 200, body
+    return json.loads(body)
+
+
 def test_blog_api_down_reaches_the_page_receiver_with_its_runbook(tmp_path):
     require_binary("prometheus")
     require_binary("prometheus-alertmanager", "prometheus-alertmanager")
@@ -124,6 +137,24 @@ def test_blog_api_down_reaches_the_page_receiver_with_its_runbook(tmp_path):
 
             app.__exit__(None, None, None)  # the app stops
             [(path, notification, alert), *_] = _wait_for(webhook, "BlogApiDown", am, prom)
+
+            # While BlogApiDown fires, a symptom (an SLO burn) is inhibited; an alert that is
+            # not a symptom still goes out: both posted to Alertmanager as Prometheus would.
+            _post_alerts(
+                alertmanager_port,
+                {"alertname": "BlogApiAvailabilityFastBurn", "slo": "availability",
+                 "severity": "page"},
+                {"alertname": "BlogApiLoginBruteForce", "severity": "ticket"},
+            )  # fmt: skip
+            _wait_for(webhook, "BlogApiLoginBruteForce", am, prom)
+            [symptom] = [
+                a
+                for a in _alertmanager_alerts(alertmanager_port)
+                if a["labels"]["alertname"] == "BlogApiAvailabilityFastBurn"
+            ]
+            assert symptom["status"]["state"] == "suppressed", symptom["status"]
+            assert symptom["status"]["inhibitedBy"], symptom["status"]
+            assert not webhook.alerts("BlogApiAvailabilityFastBurn")
 
     assert path == "/page" and notification["receiver"] == "page"
     assert alert["labels"] == {
