@@ -112,9 +112,10 @@ def on_starting(server):
 
     log_uncaught_exceptions()
 
-    # With more than one worker, each scrape must report every worker's counts, not one worker's
-    # share: the hooks below share metric snapshots through a directory (telemetry.multiprocess).
-    server.metrics_dir = multiprocess.prepare(server.cfg.workers)
+    # Each scrape must report every worker's counts, not one worker's share, and keep the counts
+    # of workers that exited: the hooks below share metric snapshots through a directory
+    # (telemetry.multiprocess), and count the workers' exits (telemetry.gunicorn_workers).
+    server.metrics_dir = multiprocess.prepare()
     _import_app_code(server)
 
 
@@ -147,23 +148,23 @@ def post_worker_init(worker):
 
 
 def worker_exit(server, worker):
-    from telemetry import multiprocess, providers
+    from telemetry import gunicorn_workers, providers
 
     try:
         # The last spans go now (a second at most, even with a dead collector), so that what was
         # dropped at exit is in the worker's last metrics snapshot.
         providers.shutdown_tracing()
     finally:
-        multiprocess.worker_exiting(worker.pid)
+        gunicorn_workers.worker_exiting(worker)
         # The interpreter's teardown walks every object with the garbage collector (~0.25 s
         # here), and gunicorn replaces a worker only once it is gone: leave them to the exit.
         gc.freeze()
 
 
 def child_exit(server, worker):
-    from telemetry import multiprocess
+    from telemetry import gunicorn_workers
 
-    multiprocess.fold_exited_worker(worker.pid)
+    gunicorn_workers.worker_exited(worker)
 
 
 def on_exit(server):
