@@ -51,10 +51,7 @@ def _app(url: str, **extra: str):
 def app(proxy):
     app = _app(proxy.url)
     yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    app.extensions["blog_api.health_checks"].engine.dispose()
+    databases.dispose_app(app)
 
 
 def _unavailable(response) -> None:
@@ -107,10 +104,7 @@ def test_a_statement_the_frozen_server_never_answers_ends_at_the_deadline(proxy)
             assert "no answer from the database within 0.5 s" in sql[1].status.message
         finally:
             proxy.mode = "forward"
-            with app.app_context():
-                db.session.remove()
-                db.engine.dispose()
-            app.extensions["blog_api.health_checks"].engine.dispose()
+            databases.dispose_app(app)
 
 
 def test_while_frozen_requests_fail_fast_with_no_driver_call_and_recover(app, proxy, caplog):
@@ -167,10 +161,7 @@ def test_the_first_failure_is_one_error_line_without_credentials(proxy, caplog):
         assert "hunter2" not in message
     finally:
         proxy.mode = "forward"
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        app.extensions["blog_api.health_checks"].engine.dispose()
+        databases.dispose_app(app)
 
 
 def test_health_asks_the_database_itself_while_the_breaker_is_open(app, proxy):
