@@ -61,6 +61,7 @@ from harness import (  # noqa: E402 - a sibling module, not a package
 
 # No telemetry and no access line (which the app writes with telemetry off too).
 OFF = {"OTEL_SDK_DISABLED": "true", "ACCESS_LOG": "false"}
+QUIET = {"ACCESS_LOG": "false"}
 # ddtrace sends traces to the receiver and nothing else anywhere: no runtime metrics (DogStatsD),
 # remote configuration, instrumentation telemetry, profiler, crash tracker or symbol upload.
 # SQLAlchemy on (it is off by default in favour of the DB-API integrations) and sqlite3 off, so
@@ -113,10 +114,16 @@ def variants() -> dict[str, Variant]:
     otlp_checks = ("SERVER ", "CLIENT ")
     return {
         "off": Variant(OFF, metrics=404),
-        "ours-full": Variant({}, sender="ours-full", traced=True, expect=otlp_checks),
-        "ours-metrics": Variant({"OTEL_TRACES_SAMPLER": "always_off"}, sender="ours-metrics"),
+        # Telemetry alone, as the anchors have it (no access line); then the defaults, with it.
+        "ours-full": Variant(QUIET, sender="ours-full", traced=True, expect=otlp_checks),
+        "ours-metrics": Variant(
+            {**QUIET, "OTEL_TRACES_SAMPLER": "always_off"}, sender="ours-metrics"
+        ),
+        "ours-full-access-log": Variant(
+            {}, sender="ours-full-access-log", traced=True, expect=otlp_checks
+        ),
         "contrib-full": Variant(
-            {"TELEMETRY_INSTRUMENTATION": "contrib"},
+            {**QUIET, "TELEMETRY_INSTRUMENTATION": "contrib"},
             sender="contrib-full",
             traced=True,
             expect=otlp_checks,

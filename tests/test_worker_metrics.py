@@ -61,13 +61,15 @@ def test_exits_are_counted_by_reason_and_survive(tmp_path):
         wait_until(lambda: live_workers(server) == 2, "both workers in the scrape", server)
 
         # killed from outside (as by the OOM killer): it never ran its exit hook
-        crashed = worker_pids(server)[0]
+        crashed, survivor = worker_pids(server)
         os.kill(crashed, signal.SIGKILL)
         wait_until(lambda: exits(server)["crashed"] == 1, "a crashed exit", server)
+        wait_until(lambda: live_workers(server) == 2, "its replacement in the scrape", server)
 
-        # frozen: it stops telling the master it is alive, which kills it after `timeout`
-        frozen = next(pid for pid in worker_pids(server) if pid != crashed)
-        os.kill(frozen, signal.SIGSTOP)
+        # frozen: it stops telling the master it is alive, which kills it after `timeout`. The
+        # worker that ran from the start: gunicorn never times out a worker stopped before its
+        # first heartbeat (the replacement, if still booting).
+        os.kill(survivor, signal.SIGSTOP)
         wait_until(lambda: exits(server)["timeout"] == 1, "a timed-out exit", server)
         assert "WORKER TIMEOUT" in server.log()
 
