@@ -8,8 +8,9 @@ apps trust it for the client's address (TRUSTED_PROXIES=1). Debian's Prometheus 
 instance directly every second with deploy/prometheus.yml's blog-api job (its bearer token too).
 
 What it shows: PromQL's `sum` over the instances is exactly the traffic sent through nginx; a
-username is throttled after the same number of failures whichever instance answers; a rolling
-restart done as the README says fails no request.
+username is throttled after the same number of failures whichever instance answers, counted
+under the client's own address; a rolling restart done as the README says ("Rolling restart")
+fails no request, and loses no count.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ JOB = "blog-api"
 LOGIN_LIMIT = 5
 METRICS_TOKEN = "scale-out-metrics-token"
 COUNT = "http_server_request_duration_seconds_count"
+# Clients come from another loopback address than nginx's, so the app tells them apart.
+CLIENT_ADDRESS = "127.0.0.2"
 STALENESS_S = 1.0  # a worker's snapshot is at most 0.5 s old (METRICS_SNAPSHOT_INTERVAL)
 SETTLE_TIMEOUT_S = 20.0
 
@@ -51,6 +54,8 @@ class Topology:
     instances: list[LiveServer]
     proxy: Nginx
     prometheus: Process
+    redis: redis.Redis
+    key_prefix: str  # of the rate limits' keys in Redis
 
     def servers(self, down: LiveServer | None = None) -> list[str]:
         """nginx's upstream servers, `down` marked so."""
@@ -89,16 +94,18 @@ def wait_until_ready(port: int, timeout: float = 30.0) -> None:
 
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory, postgres_url) -> Iterator[Topology]:
+    shared_redis = redis.Redis.from_url(REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
     try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=1, socket_connect_timeout=1).ping()
+        shared_redis.ping()
     except redis.RedisError as exc:
         missing(f"Redis is not reachable at {REDIS_URL}: {exc}")
     databases.empty_postgres(postgres_url)  # postgres_url ran the real migrations
     tmp = tmp_path_factory.mktemp("scale_out")
+    key_prefix = f"blog-api-scale-out-{uuid.uuid4().hex}"
     shared = {
         "DATABASE_URL": postgres_url,
         "REDIS_URL": REDIS_URL,
-        "RATE_LIMIT_KEY_PREFIX": f"blog-api-scale-out-{uuid.uuid4().hex}",
+        "RATE_LIMIT_KEY_PREFIX": key_prefix,
         "TRUSTED_PROXIES": "1",
         "METRICS_TOKEN": METRICS_TOKEN,
         "LOGIN_LIMIT_PER_USERNAME": f"{LOGIN_LIMIT} per 15 minutes",
@@ -120,20 +127,26 @@ def topology(tmp_path_factory, postgres_url) -> Iterator[Topology]:
     ):
         for instance in instances:
             wait_until_ready(instance.port)
-        yield Topology(instances, proxy, prometheus)
+        try:
+            yield Topology(instances, proxy, prometheus, shared_redis, key_prefix)
+        finally:
+            for key in shared_redis.scan_iter(f"{key_prefix}*"):
+                shared_redis.delete(key)
 
 
 class Client:
     """Requests through one port, each on a new connection, remembering what answered them."""
 
-    def __init__(self, port: int, token: str | None = None) -> None:
-        self.port, self.token = port, token
+    def __init__(self, port: int, token: str | None = None, source: str = HOST) -> None:
+        self.port, self.token, self.source = port, token, source
         self.sent: Counter = Counter()  # (route, method, status) -> requests
         self.answered_by: Counter = Counter()  # nginx's upstream address -> requests
         self.last_answered_by: str | None = None
 
     def call(self, method: str, path: str, body=None) -> tuple[int, dict | None]:
-        connection = http.client.HTTPConnection(HOST, self.port, timeout=10)
+        connection = http.client.HTTPConnection(
+            HOST, self.port, timeout=10, source_address=(self.source, 0)
+        )
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -223,7 +236,7 @@ def test_promql_sums_over_both_instances_are_exactly_what_was_sent(topology) -> 
     before, failures_before = requests_by(prometheus, *labels), failed_logins(prometheus)
     by_instance_before = requests_by(prometheus, "instance", "http_route")
 
-    client = Client(topology.proxy.port)
+    client = Client(topology.proxy.port, source=CLIENT_ADDRESS)
     user = {"username": "sumsuser", "email": "sums@example.org", "password": PASSWORD}
     token = register(client, "sumsuser")
     client.send("POST", "/api/v1/users/register", ROUTE_REGISTER, 409, user)
@@ -231,7 +244,7 @@ def test_promql_sums_over_both_instances_are_exactly_what_was_sent(topology) -> 
     wrong = {"username": "sumsuser", "password": "not-the-password"}
     for _ in range(3):
         client.send("POST", "/api/v1/users/login", ROUTE_LOGIN, 401, wrong)
-    authorized = Client(topology.proxy.port, token)
+    authorized = Client(topology.proxy.port, token, CLIENT_ADDRESS)
     ids = [
         authorized.send("POST", "/api/v1/posts", ROUTE_LIST, 201, {"title": f"t{n}", "body": "b"})[
             "id"
@@ -265,7 +278,7 @@ def test_promql_sums_over_both_instances_are_exactly_what_was_sent(topology) -> 
 def test_a_username_is_throttled_after_the_same_failures_whichever_instance_answers(
     topology,
 ) -> None:
-    client = Client(topology.proxy.port)
+    client = Client(topology.proxy.port, source=CLIENT_ADDRESS)
     register(client, "throttled")
     wrong = {"username": "throttled", "password": "not-the-password"}
     attempts = []
@@ -278,6 +291,9 @@ def test_a_username_is_throttled_after_the_same_failures_whichever_instance_answ
     both = {topology.address(i) for i in topology.instances}
     assert {by for status, by in attempts if status == 401} == both
     assert {by for status, by in attempts if status == 429} == both
+    # The failures were counted for the client's address, not nginx's (TRUSTED_PROXIES=1).
+    keys = topology.redis.scan_iter(f"{topology.key_prefix}:LIMITER/login-address/*")
+    assert {key.decode().split("/")[2] for key in keys} == {CLIENT_ADDRESS}
     # The right password is refused too until the window passes (the account, not the guess).
     right = {"username": "throttled", "password": PASSWORD}
     assert [client.call("POST", "/api/v1/users/login", right)[0] for _ in range(2)] == [429, 429]
@@ -316,8 +332,8 @@ class SteadyTraffic:
 
 def test_a_rolling_restart_fails_no_request(topology) -> None:
     proxy, prometheus = topology.proxy, topology.prometheus
-    token = register(Client(proxy.port), "steady")
-    client = Client(proxy.port, token)
+    token = register(Client(proxy.port, source=CLIENT_ADDRESS), "steady")
+    client = Client(proxy.port, token, CLIENT_ADDRESS)
     post = client.send("POST", "/api/v1/posts", ROUTE_LIST, 201, {"title": "t", "body": "b"})
     client.sent.clear()
     settled(topology)
