@@ -9,7 +9,7 @@ BENCH_VENV  := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 UV_VERSION  := 0.13.9
 
-.PHONY: run test lint format bench lock k8s clean
+.PHONY: run test lint format bench lock k8s stack clean
 
 # Every version comes from uv.lock (the whole dependency tree, locked): a fresh clone installs
 # exactly what CI tested. `--locked` refuses a lock that pyproject.toml has moved away from;
@@ -25,6 +25,11 @@ $(STAMP): pyproject.toml uv.lock
 run: $(STAMP)
 	APP_ENV=$${APP_ENV:-development} $(BIN)/flask --app blog_api db upgrade
 	$(BIN)/python run.py
+
+# The whole loop without Docker: the app under gunicorn, Debian's Prometheus and Alertmanager with
+# deploy/'s configs, demo traffic; prints the URLs, Ctrl-C stops it all (deploy/local_stack.py).
+stack: $(STAMP)
+	$(BIN)/python deploy/local_stack.py
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)

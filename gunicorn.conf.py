@@ -1,7 +1,10 @@
 """gunicorn settings from the environment: `gunicorn -c gunicorn.conf.py "blog_api:create_app()"`.
 
 HOST (127.0.0.1) and PORT (5000) as everywhere else; a PaaS sets PORT, and its Procfile line sets
-HOST=0.0.0.0. WEB_CONCURRENCY workers (1). The app is never preloaded: OpenTelemetry's exporter
+HOST=0.0.0.0. WEB_CONCURRENCY workers (1), each with GUNICORN_THREADS threads (8): gthread
+workers, so /health/live and /health answer while a request waits on a frozen database (a sync
+worker could not), for no throughput lost (README, Benchmarks). GUNICORN_THREADS=1 runs the
+sync worker. The app is never preloaded: OpenTelemetry's exporter
 threads do not survive fork(), so each worker builds its own providers after the fork. The master
 only imports the app's code, so that a worker boots fast; a worker that exits sends its last spans
 within about a second, whatever the collector does.
@@ -13,7 +16,8 @@ import os
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+worker_class = "gthread" if threads > 1 else "sync"
 preload_app = False
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 10
@@ -108,9 +112,10 @@ def on_starting(server):
 
     log_uncaught_exceptions()
 
-    # With more than one worker, each scrape must report every worker's counts, not one worker's
-    # share: the hooks below share metric snapshots through a directory (telemetry.multiprocess).
-    server.metrics_dir = multiprocess.prepare(server.cfg.workers)
+    # Each scrape must report every worker's counts, not one worker's share, and keep the counts
+    # of workers that exited: the hooks below share metric snapshots through a directory
+    # (telemetry.multiprocess), and count the workers' exits (telemetry.gunicorn_workers).
+    server.metrics_dir = multiprocess.prepare()
     _import_app_code(server)
 
 
@@ -143,23 +148,23 @@ def post_worker_init(worker):
 
 
 def worker_exit(server, worker):
-    from telemetry import multiprocess, providers
+    from telemetry import gunicorn_workers, providers
 
     try:
         # The last spans go now (a second at most, even with a dead collector), so that what was
         # dropped at exit is in the worker's last metrics snapshot.
         providers.shutdown_tracing()
     finally:
-        multiprocess.worker_exiting(worker.pid)
+        gunicorn_workers.worker_exiting(worker)
         # The interpreter's teardown walks every object with the garbage collector (~0.25 s
         # here), and gunicorn replaces a worker only once it is gone: leave them to the exit.
         gc.freeze()
 
 
 def child_exit(server, worker):
-    from telemetry import multiprocess
+    from telemetry import gunicorn_workers
 
-    multiprocess.fold_exited_worker(worker.pid)
+    gunicorn_workers.worker_exited(worker)
 
 
 def on_exit(server):

@@ -54,7 +54,9 @@ def _build_app(config: Mapping[str, str] | None) -> APIFlask:
         SECRET_KEY=settings.secret_key,
         JWT_EXPIRES_SECONDS=settings.jwt_expires_seconds,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS=database.engine_options(settings.database_url),
+        SQLALCHEMY_ENGINE_OPTIONS=database.engine_options(
+            settings.database_url, settings.database_timeout, settings.threads
+        ),
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         APP_VERSION=__version__,
         STARTED_AT=time.monotonic(),

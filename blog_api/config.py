@@ -45,6 +45,19 @@ def _rate(source: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
+def _seconds(source: Mapping[str, str], name: str, default: float) -> float:
+    raw = source.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not 0 < value <= 3600:  # NaN fails this too
+        raise ConfigError(f"{name} must be more than 0 and at most 3600 seconds, not {raw!r}")
+    return value
+
+
 def normalize_database_url(url: str) -> str:
     """Accept Heroku's `postgres://` scheme, which SQLAlchemy 2 no longer does."""
     if url.startswith("postgres://"):
@@ -75,6 +88,8 @@ class Settings:
 
     env: str
     database_url: str
+    database_timeout: float
+    threads: int
     secret_key: str
     jwt_expires_seconds: int
     redis_url: str | None
@@ -130,6 +145,9 @@ class Settings:
         return cls(
             env=env,
             database_url=normalize_database_url(database_url),
+            database_timeout=_seconds(source, "DATABASE_TIMEOUT", 2.5),
+            # gunicorn's threads a worker (gunicorn.conf.py): the database pool holds as many.
+            threads=_int(source, "GUNICORN_THREADS", 8),
             secret_key=secret_key,
             jwt_expires_seconds=_int(source, "JWT_EXPIRES_SECONDS", 3600),
             redis_url=source.get("REDIS_URL") or None,

@@ -1,5 +1,8 @@
-"""Engine options that keep a broken database from hanging requests.
+"""Engine options that keep a broken database from hanging requests, and the breaker that makes
+requests fail fast while it is out.
 
+On PostgreSQL every call has a client-side deadline (blog_api.deadline): DATABASE_TIMEOUT seconds
+per call, and per request in all. SQLite needs none: its busy timeout bounds its only wait.
 The tables are the migrations' (blog_api.schema): the app never creates them.
 """
 
@@ -7,34 +10,45 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, g
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 
+from . import deadline
+from .breaker import CircuitBreaker
 from .extensions import db
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 2
-STATEMENT_TIMEOUT_MS = 5000
+DEFAULT_TIMEOUT_S = 2.5
 
 
-def engine_options(url: str) -> dict:
-    """Bound every wait on the database: connecting, a pooled connection, a statement."""
+def engine_options(url: str, timeout: float = DEFAULT_TIMEOUT_S, threads: int = 8) -> dict:
+    """Bound every wait on the database: connecting, a pooled connection, a statement.
+
+    The pool holds a connection for each of a worker's `threads`, so no thread waits for one.
+    """
     backend = make_url(url).get_backend_name()
     if backend == "postgresql":
+        timeout_ms = max(int(timeout * 1000), 1)
         return {
             "pool_pre_ping": True,
+            "pool_size": max(5, threads),
             "pool_timeout": CONNECT_TIMEOUT_S,
             "connect_args": {
+                # The deadline the client enforces on every call, connecting included.
+                "connection_factory": deadline.connection_class(timeout),
                 "connect_timeout": CONNECT_TIMEOUT_S,
-                "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                # The server stops the statement the client has stopped waiting for.
+                "options": f"-c statement_timeout={timeout_ms}",
                 # A peer that vanishes mid-query is noticed in seconds, not after TCP's minutes.
                 "keepalives": 1,
                 "keepalives_idle": 5,
                 "keepalives_interval": 2,
                 "keepalives_count": 2,
-                "tcp_user_timeout": STATEMENT_TIMEOUT_MS,
+                "tcp_user_timeout": timeout_ms,
             },
         }
     if backend == "sqlite":
@@ -57,10 +71,42 @@ def init_app(app: Flask) -> Engine:
     is back and at the migrations' head (see blog_api.health).
     """
     db.init_app(app)
+    app.teardown_appcontext(_close_session)  # runs before Flask-SQLAlchemy's own (reverse order)
     with app.app_context():
         engine = db.engine
-        if engine.dialect.name == "sqlite" and not event.contains(
-            engine, "connect", _sqlite_pragmas
-        ):
+    if engine.dialect.name == "sqlite":
+        if not event.contains(engine, "connect", _sqlite_pragmas):
             event.listen(engine, "connect", _sqlite_pragmas)
+    elif engine.dialect.name == "postgresql":
+        timeout = app.extensions["blog_api.settings"].database_timeout
+        breaker = app.extensions["blog_api.breaker"] = CircuitBreaker(probe_timeout_s=timeout)
+        app.extensions["blog_api.health_checks"].breaker = breaker
+        # A connection checked out has connected or passed its pre-ping: the database answers.
+        event.listen(engine, "checkout", lambda *_: breaker.success())
+        app.before_request(lambda: _start_budget(timeout))
+        app.teardown_request(_end_budget)
     return engine
+
+
+def _close_session(exc: BaseException | None) -> None:
+    """End the request's session; a connection that died after the work is not the request's 500.
+
+    Closing rolls back whatever is open; when the server went away since the last statement,
+    that rollback fails. The response is already decided (a commit had finished, or nothing was
+    written), and SQLAlchemy has dropped the connection from the pool: forget the session.
+    """
+    try:
+        db.session.remove()
+    except DBAPIError:
+        log.debug("the connection died before the session closed", exc_info=True)
+        db.session.registry.clear()
+
+
+def _start_budget(timeout: float) -> None:
+    g.database_budget = deadline.request_budget(timeout)
+
+
+def _end_budget(exc: BaseException | None) -> None:
+    token = g.pop("database_budget", None)
+    if token is not None:
+        deadline.end_request_budget(token)

@@ -8,11 +8,13 @@ from __future__ import annotations
 import logging
 
 from apiflask import APIFlask, HTTPError
-from flask import Response, jsonify
+from flask import Response, current_app, jsonify
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, default_exceptions
 from werkzeug.http import HTTP_STATUS_CODES
+
+from telemetry.redact import redact_url_credentials
 
 from .extensions import db
 
@@ -74,18 +76,46 @@ def _shape_werkzeug_error(exc: HTTPException) -> Response:
     return _shape_http_error(HTTPError(exc.code or 500, exc.description, headers=headers))
 
 
-def _database_unavailable(exc: Exception) -> Response:
-    """Answer 503 with Retry-After when the database cannot be reached, never a 500 or a hang."""
-    log.error("database unavailable: %s", exc.__class__.__name__)
-    try:
-        db.session.rollback()
-    except Exception:  # noqa: BLE001 - the connection is already gone; nothing more to undo
-        log.debug("rollback after a database failure failed too", exc_info=True)
+def database_unavailable_response() -> Response:
+    """The 503 + Retry-After of a database that cannot be reached."""
     return error_response(
         503,
         "The database is unavailable; try again shortly.",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
+
+
+def _database_unavailable(exc: Exception) -> Response:
+    """Answer 503 with Retry-After when the database cannot be reached, never a 500 or a hang.
+
+    A failure of the connection itself (refused, cut, no answer by the deadline) opens the
+    breaker, which logs it once (blog_api.breaker); an error the server reports (a deadlock, a
+    statement it cancelled) is that request's alone, and logged as a warning.
+    """
+    orig = getattr(exc, "orig", None)
+    breaker = current_app.extensions.get("blog_api.breaker")
+    if orig is not None and _is_connection_failure(exc, orig) and breaker is not None:
+        breaker.failure(_first_line(orig))
+    else:
+        log.warning("database error answered 503: %s", exc.__class__.__name__)
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the connection is already gone; nothing more to undo
+        log.debug("rollback after a database failure failed too", exc_info=True)
+    return database_unavailable_response()
+
+
+def _is_connection_failure(exc: Exception, orig: BaseException) -> bool:
+    """The connection failed (SQLAlchemy saw a disconnect, or the driver reports no server code)."""
+    return bool(getattr(exc, "connection_invalidated", False)) or (
+        getattr(orig, "pgcode", None) is None
+    )
+
+
+def _first_line(orig: BaseException) -> str:
+    """The driver's first line, without URL credentials: enough to tell refused from frozen."""
+    message = (str(orig).strip().splitlines() or [""])[0] or orig.__class__.__name__
+    return f"{orig.__class__.__name__}: {redact_url_credentials(message)}"
 
 
 def init_app(app: APIFlask) -> None:

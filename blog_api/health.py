@@ -10,6 +10,9 @@ The database check is also the schema check: the database is `up` only when it a
 schema is at the migrations' head (blog_api.schema). Until the app has seen that, API requests
 answer 503 with Retry-After instead of reaching for tables that may not exist; an instance whose
 database is migrated while it runs becomes ready by itself, within about a second.
+
+The check asks the database itself even while the app's breaker (blog_api.breaker) has API
+requests fail fast, so readiness tells the truth; a check that reaches the database closes it.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from sqlalchemy.exc import ProgrammingError
 from telemetry import exporter_status
 from telemetry.redact import redact_url_credentials
 
-from . import schema
-from .errors import RETRY_AFTER_SECONDS, error_response
+from . import deadline, schema
+from .errors import RETRY_AFTER_SECONDS, database_unavailable_response, error_response
 from .extensions import db
 
 log = logging.getLogger(__name__)
@@ -90,8 +93,13 @@ def _check_engine(database_url: str, engine_options: dict):
     shared = ("connect_args", "pool_pre_ping", "pool_timeout")
     options = {k: v for k, v in engine_options.items() if k in shared}
     if database_url.startswith("postgresql"):
-        # Named in pg_stat_activity, apart from the app's own connections.
-        connect_args = {**options.get("connect_args", {}), "application_name": "blog-api health"}
+        connect_args = {
+            **options.get("connect_args", {}),
+            # Named in pg_stat_activity, apart from the app's own connections.
+            "application_name": "blog-api health",
+            # The driver gives up when the check does: no thread left waiting on a frozen server.
+            "connection_factory": deadline.connection_class(CHECK_DEADLINE_S),
+        }
         options["connect_args"] = connect_args
     return create_engine(database_url, pool_size=1, max_overflow=1, **options)
 
@@ -111,6 +119,7 @@ class _Checks:
         heads: tuple[str, ...],
     ) -> None:
         self.engine = _check_engine(database_url, engine_options)
+        self.breaker = None  # the app's CircuitBreaker, once the app has one (PostgreSQL)
         self.database_secrets = (self.engine.url.password or "",)
         self.heads = heads
         self.redis = None
@@ -132,6 +141,8 @@ class _Checks:
         def ping() -> None:
             with self.engine.connect() as connection:
                 problem = schema.problem(connection, self.heads)
+            if self.breaker is not None:
+                self.breaker.success()  # the database answers: API requests may use it again
             self._schema_seen(problem)
             if problem is not None:
                 raise SchemaNotReady(problem)
@@ -225,6 +236,9 @@ def _require_ready_database():
     """
     if request.url_rule is None or not request.path.startswith("/api/v"):
         return None  # 404/405, the docs and the OpenAPI document need no database
+    breaker = current_app.extensions.get("blog_api.breaker")
+    if breaker is not None and not breaker.allow():
+        return database_unavailable_response()  # known out: no driver call, no wait
     checks = current_app.extensions["blog_api.health_checks"]
     if checks.schema_ready:
         return None

@@ -28,7 +28,12 @@ Configuration (standard OpenTelemetry variables; `env` is usually os.environ):
 - `ACCESS_LOG`: `true` (default) writes one line a request to the `access` logger, with the
   request's trace id (see `access_log`); `false` writes none.
 - `METRICS_MULTIPROCESS_DIR`: merge the metrics of every worker process (see `multiprocess`);
-  gunicorn.conf.py sets it by itself when it starts more than one worker.
+  gunicorn.conf.py sets it by itself whenever gunicorn runs the app, and counts its workers'
+  exits (see `gunicorn_workers`).
+
+Besides the app's own instruments, /metrics has the process's CPU, memory, descriptors, threads
+and garbage collector (`runtime`) and the engine's connection pool (`pool`), under OpenTelemetry's
+semantic-convention names, all read when the metrics are collected: nothing per request.
 
 Providers are built once per process and reused, so calling this for many apps (as tests do) is
 harmless; the last call decides where spans go. This package never imports the app it instruments.
@@ -108,6 +113,7 @@ def init_telemetry(
         instrument_engine = contrib.instrument_engine
     if engine is not None:
         instrument_engine(engine, providers.tracer_provider)
+        providers.pools.observe(engine)
 
     handle = Telemetry(meter=providers.meter_provider.get_meter(service_name), providers=providers)
     app.extensions[_EXTENSION] = handle

@@ -9,15 +9,20 @@ it exits; the worker answering a scrape merges its live numbers with the other w
   (the master folds an exited worker's last snapshot into `archive.json`), so totals never go down
   (the answering worker also writes its fresh numbers before it reads the others');
 - gauges (active requests, pool usage) are summed over live workers only;
-- `target_info` appears once, without the per-process `service_instance_id`.
+- `target_info` appears once, without the per-process `service_instance_id`;
+- the worker processes themselves: `gunicorn_workers` (gauge: the live workers, one snapshot file
+  each) and `gunicorn_worker_exits_total{reason}` (counter, in the archive: the master counts an
+  exit when it folds the worker; see `telemetry.gunicorn_workers` for the reasons). Every reason
+  is there from the start, at 0.
 
 Files: one `worker-<pid>.json` per live worker plus `archive.json`, however many workers have come
 and gone. A snapshot is at most `interval` old (0.5 s by default), which is the staleness bound of a
 scrape; a worker that is SIGKILLed loses at most its last `interval` of counts.
 
 Switch it on with `METRICS_MULTIPROCESS_DIR=/some/empty/dir`; `gunicorn.conf.py` does so by itself
-(a fresh temporary directory) when it starts more than one worker, through the hooks below. In a
-single process nothing here runs.
+(a fresh temporary directory) whenever gunicorn runs the app, one worker or many, through the hooks
+below: then a recycled worker's counts survive too. Outside gunicorn (`flask run`, tests) nothing
+here runs.
 
 The gunicorn master imports this module for its hooks; that loads the `telemetry` package (and
 with it the OpenTelemetry API and SDK modules) but builds no provider and starts no thread: the
@@ -44,6 +49,10 @@ DEFAULT_INTERVAL_S = 0.5
 ARCHIVE = "archive.json"
 LOCK = ".lock"
 _WORKER_PREFIX = "worker-"
+_EXIT_PREFIX = "exit-"  # the reason a worker gave as it exited, read by the master
+WORKERS = "gunicorn_workers"
+EXITS = "gunicorn_worker_exits"
+EXIT_REASONS = ("recycled", "stopped", "timeout", "crashed")
 _TMP_PREFIX = "telemetry-metrics-"
 _DROP_FROM_INFO = frozenset({"service_instance_id"})
 
@@ -88,6 +97,15 @@ def _read(path: str) -> Snapshot:
             return json.load(handle)
     except FileNotFoundError:
         return []
+
+
+def _exits(counts: dict[str, float]) -> Snapshot:
+    samples = [[f"{EXITS}_total", {"reason": r}, counts.get(r, 0)] for r in EXIT_REASONS]
+    return [[EXITS, "counter", "Worker processes that exited, by reason.", "", samples]]
+
+
+def _workers(live: int) -> Snapshot:
+    return [[WORKERS, "gauge", "Worker processes serving requests now.", "", [[WORKERS, {}, live]]]]
 
 
 def merge(own: Snapshot, live: list[Snapshot], archived: Snapshot) -> list[Metric]:
@@ -174,7 +192,9 @@ class WorkerMetrics:
                 if name.startswith(_WORKER_PREFIX) and name != os.path.basename(self._path)
             ]
             archived = _read(os.path.join(self.directory, ARCHIVE))
-        return merge(own, others, archived)
+        # the worker families: every exit reason at 0 unless the archive counts some
+        lifecycle = _workers(1 + len(others)) + _exits({})
+        return merge(own, [*others, lifecycle], archived)
 
 
 # --- the gunicorn master's side ----------------------------------------------------------------
@@ -192,15 +212,13 @@ def start_worker(directory: str, collect: Callable[[], Iterable[Metric]]) -> Wor
     return _current
 
 
-def prepare(workers: int) -> str | None:
-    """In the master before forking: choose the directory when it is needed.
+def prepare() -> str:
+    """In the master before forking: choose the directory (a fresh temporary one unless set).
 
     A directory that already exists (set by the operator, or inherited by a new master during a
     USR2 upgrade) keeps its counts: live workers' files stay, dead ones are folded into the archive.
     """
     directory = os.environ.get(ENV_DIR)
-    if not directory and workers <= 1:
-        return None
     if not directory:
         directory = tempfile.mkdtemp(prefix=_TMP_PREFIX)
         os.environ[ENV_DIR] = directory
@@ -208,6 +226,10 @@ def prepare(workers: int) -> str | None:
     for name in os.listdir(directory):
         if name.startswith(".tmp-"):
             os.unlink(os.path.join(directory, name))
+        elif name.startswith(_EXIT_PREFIX):
+            pid = int(name[len(_EXIT_PREFIX) :])
+            if not _alive(pid):  # its master died before folding it: nothing to count
+                os.unlink(os.path.join(directory, name))
         elif name.startswith(_WORKER_PREFIX):
             pid = int(name[len(_WORKER_PREFIX) :].split(".", 1)[0])
             if not _alive(pid):
@@ -225,23 +247,42 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def worker_exiting(pid: int) -> None:
-    """In a worker that is about to exit: write its final numbers."""
+def worker_exiting(pid: int, reason: str | None = None) -> None:
+    """In a worker that is about to exit: write its final numbers, and why it exits."""
     if _current is not None and _current._pid == pid == os.getpid():
         _current.stop()
+        if reason is not None:
+            with open(os.path.join(_current.directory, f"{_EXIT_PREFIX}{pid}"), "w") as handle:
+                handle.write(reason)
 
 
-def fold_exited_worker(pid: int) -> None:
-    """In the master after a worker exited: add its counters to the archive, drop its file."""
+def exit_reason_given(pid: int) -> str | None:
+    """In the master: the reason worker `pid` wrote as it exited (None: it wrote none)."""
     directory = os.environ.get(ENV_DIR)
-    path = os.path.join(directory or "", f"{_WORKER_PREFIX}{pid}.json")
-    if not directory or not os.path.exists(path):
+    try:
+        with open(os.path.join(directory or "", f"{_EXIT_PREFIX}{pid}")) as handle:
+            return handle.read().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def fold_exited_worker(pid: int, reason: str | None = None) -> None:
+    """In the master after a worker exited: add its counters to the archive, drop its files, and
+    count its exit under `reason` (one of EXIT_REASONS) when one is given."""
+    directory = os.environ.get(ENV_DIR)
+    if not directory:
         return
+    path = os.path.join(directory, f"{_WORKER_PREFIX}{pid}.json")
     with _locked(directory, fcntl.LOCK_EX):
         archive_path = os.path.join(directory, ARCHIVE)
         counters = [f for f in _read(path) if f[1] not in ("gauge", "info")]
-        _write_atomically(archive_path, to_snapshot(merge(counters, [], _read(archive_path))))
-        os.unlink(path)
+        if reason is not None:
+            counters += _exits({reason: 1})
+        if counters:
+            _write_atomically(archive_path, to_snapshot(merge(counters, [], _read(archive_path))))
+        for stale in (path, os.path.join(directory, f"{_EXIT_PREFIX}{pid}")):
+            if os.path.exists(stale):
+                os.unlink(stale)
 
 
 def cleanup(directory: str | None) -> None:

@@ -21,6 +21,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Metric
 
 from .exemplars import ExemplarReader
+from .pool import PoolMetrics
+from .runtime import observe_runtime
 from .span_export import TrackedBatchSpanProcessor, TrackedSpanExporter
 
 
@@ -45,6 +47,7 @@ class Providers:
     registry: CollectorRegistry
     reader: ExemplarReader
     span_exporter: TrackedSpanExporter
+    pools: PoolMetrics
     scrape_stats: ScrapeStats = field(default_factory=ScrapeStats)
     _collect_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -101,6 +104,9 @@ def _build(service_name: str, service_version: str) -> Providers:
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(TrackedBatchSpanProcessor(span_exporter))
     _observe_export_stats(meter_provider, span_exporter)
+    # Read at collection time only (see runtime and pool): nothing is added to a request.
+    observe_runtime(meter_provider.get_meter("telemetry.runtime"))
+    pools = PoolMetrics(meter_provider.get_meter("telemetry.pool"))
     _set_globals_once(tracer_provider, meter_provider)
     return Providers(
         pid=os.getpid(),
@@ -109,6 +115,7 @@ def _build(service_name: str, service_version: str) -> Providers:
         registry=registry,
         reader=reader,
         span_exporter=span_exporter,
+        pools=pools,
     )
 
 

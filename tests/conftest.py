@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+import redis
 import sqlalchemy as sa
 
 from blog_api import create_app
@@ -17,7 +18,7 @@ from blog_api.extensions import db
 from blog_api.models import User
 
 from . import databases
-from .services import POSTGRES_URL, missing
+from .services import POSTGRES_URL, REDIS_URL, missing
 
 SECRET = "test-secret-key-long-enough-for-hs256-and-hs512-0123456789abcdefghijklmn"
 PASSWORD = "correct horse battery"
@@ -35,6 +36,16 @@ def postgres_url() -> str:
         engine.dispose()
     databases.remigrate_postgres(POSTGRES_URL)  # the real migrations, once a session
     return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis the tests use (TEST_REDIS_URL, db 15 by default)."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=1, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        missing(f"Redis is not reachable at {REDIS_URL}: {exc}")
+    return REDIS_URL
 
 
 @pytest.fixture(
@@ -77,10 +88,7 @@ def app(app_config):
     app = create_app(app_config)
     _settle_readiness(app)
     yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    app.extensions["blog_api.health_checks"].engine.dispose()
+    databases.dispose_app(app)
 
 
 def _settle_readiness(app, patience_s: float = 10.0) -> None:

@@ -127,3 +127,11 @@ def new_postgres_database(server_url: str) -> Iterator[str]:
         yield url
     finally:
         drop_postgres_database(url)
+
+
+def dispose_app(app) -> None:
+    """Close every connection an app holds: its session, its pool, its health check's pool."""
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    app.extensions["blog_api.health_checks"].engine.dispose()

@@ -40,6 +40,12 @@ def test_development_makes_a_random_key_per_process():
         ("JWT_EXPIRES_SECONDS", "0"),
         ("APP_ENV", "staging"),
         ("LOG_FORMAT", "xml"),
+        ("DATABASE_TIMEOUT", "soon"),
+        ("DATABASE_TIMEOUT", "0"),
+        ("DATABASE_TIMEOUT", "-1"),
+        ("DATABASE_TIMEOUT", "nan"),
+        ("DATABASE_TIMEOUT", "inf"),
+        ("GUNICORN_THREADS", "0"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(name, value):
@@ -51,3 +57,9 @@ def test_a_short_secret_key_is_refused_outside_development():
     with pytest.raises(ConfigError, match="at least 32 bytes"):
         Settings.from_mapping({"SECRET_KEY": "k" * 31}, "/tmp")
     assert Settings.from_mapping({"SECRET_KEY": "short", "APP_ENV": "development"}, "/tmp")
+
+
+def test_the_database_timeout_is_seconds_and_2_5_by_default():
+    assert Settings.from_mapping({"SECRET_KEY": KEY}, "/tmp").database_timeout == 2.5
+    settings = Settings.from_mapping({"SECRET_KEY": KEY, "DATABASE_TIMEOUT": "0.75"}, "/tmp")
+    assert settings.database_timeout == 0.75

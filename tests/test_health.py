@@ -4,23 +4,12 @@ import re
 import time
 
 import pytest
-import redis
 
 from blog_api import create_app
 
 from .conftest import SECRET
-from .services import REDIS_URL, missing
 
 ISO_Z = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=1, socket_connect_timeout=1).ping()
-    except redis.RedisError as exc:
-        missing(f"Redis is not reachable at {REDIS_URL}: {exc}")
-    return REDIS_URL
 
 
 def test_live_checks_nothing(client):

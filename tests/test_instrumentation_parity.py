@@ -78,11 +78,18 @@ def _trees(receiver: OTLPReceiver) -> dict[str, list[dict]]:
     return trees
 
 
+# CPU, memory, the garbage collector, the pool: read from the process at collection time
+# (telemetry.runtime, telemetry.pool), the same code under either instrumentation.
+_PROCESS_STATE = ("process_", "cpython_gc_", "db_client_connection_")
+
+
 def _metrics(text: str) -> dict:
     """Every family's type, help and series; counts and counters exact, timings left out."""
     families = {}
     for family in text_string_to_metric_families(text):
         if family.name.startswith("otel_sdk"):  # spans exported so far: a matter of timing
+            continue
+        if family.name.startswith(_PROCESS_STATE):  # the process's own, not instrumentation's
             continue
         samples = set()
         for sample in family.samples:

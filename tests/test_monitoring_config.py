@@ -25,6 +25,7 @@ COLLECTOR_CONFIG = ROOT / "otel-collector.yaml"
 PROMETHEUS_CONFIG = DEPLOY / "prometheus.yml"
 ALERT_RULES = DEPLOY / "alerts.yml"
 ALERT_TESTS = DEPLOY / "alerts.test.yml"
+SLO_RULES = DEPLOY / "slo-rules.yml"  # generated from deploy/slos.yml (tests/test_slo_rules.py)
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "blog-api.json"
 GRAFANA_DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 GRAFANA_DASHBOARDS = DEPLOY / "grafana" / "provisioning" / "dashboards" / "dashboards.yml"
@@ -38,12 +39,12 @@ GUNICORN_COMMAND = 'gunicorn -c gunicorn.conf.py "blog_api:create_app()"'
 
 ALERTS = {
     "BlogApiDown",
+    "BlogApiTargetMissing",
     "BlogApiUnhealthy",
-    "BlogApiHighErrorRatio",
-    "BlogApiHighLatencyP99",
     "BlogApiLoginBruteForce",
     "BlogApiTraceExportFailing",
     "BlogApiSpansDropped",
+    "OtelCollectorDown",
 }
 METRIC_FAMILIES = {
     "http_server_request_duration_seconds",
@@ -51,6 +52,18 @@ METRIC_FAMILIES = {
     "blog_api_logins_total",
     "otel_sdk_exporter_span_exported_total",
     "otel_sdk_processor_span_processed_total",
+    # process, GC, pool and worker families (telemetry.runtime, .pool, .gunicorn_workers)
+    "process_cpu_time_seconds_total",
+    "process_memory_usage_bytes",
+    "process_memory_virtual_bytes",
+    "process_unix_file_descriptor_count",
+    "process_thread_count",
+    "cpython_gc_collections_total",
+    "db_client_connection_count",
+    "db_client_connection_max",
+    "db_client_connection_pending_requests",
+    "gunicorn_workers",
+    "gunicorn_worker_exits_total",
 }
 
 
@@ -110,19 +123,35 @@ def dashboard_exprs() -> list[str]:
 
 
 def alert_exprs() -> list[str]:
-    return [rule["expr"] for group in load_yaml(ALERT_RULES)["groups"] for rule in group["rules"]]
+    """The expressions of every rule Prometheus loads: the alerts and the SLO rules."""
+    return [
+        rule["expr"]
+        for path in (ALERT_RULES, SLO_RULES)
+        for group in load_yaml(path)["groups"]
+        for rule in group["rules"]
+    ]
 
 
 def dashboard_and_alert_metric_names() -> set[str]:
     """The metric families the dashboard and the alert rules need from the app's /metrics.
 
-    Histogram series (`_bucket`, `_count`, `_sum`) are reported as their family name, and `up`
-    (made by Prometheus itself, not the app) is left out.
+    Histogram series (`_bucket`, `_count`, `_sum`) are reported as their family name; `up` (made
+    by Prometheus itself, not the app) and recording rules' series (`slo:...`, with a colon) are
+    left out.
     """
-    names: set[str] = set()
+    raw: set[str] = set()
     for expr in dashboard_exprs() + alert_exprs():
-        names |= {_HISTOGRAM_SERIES.sub("", name) for name in metric_names_in(expr)}
-    return names - {"up"}
+        raw |= metric_names_in(expr)
+    # `x_count` is a histogram's series only if `x_bucket` is queried too: a gauge may end in
+    # `_count` (db_client_connection_count, a semantic-convention name)
+    histograms = {name.removesuffix("_bucket") for name in raw if name.endswith("_bucket")}
+    names = {
+        _HISTOGRAM_SERIES.sub("", name)
+        if not name.endswith("_count") or name.removesuffix("_count") in histograms
+        else name
+        for name in raw
+    }
+    return {name for name in names if ":" not in name} - {"up"}
 
 
 def _panels(panels: list[dict]) -> list[dict]:
@@ -185,11 +214,13 @@ def test_prometheus_config_passes_promtool(tmp_path: Path) -> None:
     token = tmp_path / "metrics_token"
     token.write_text("test-token", encoding="utf-8")
     (tmp_path / "prometheus.yml").write_text(text.replace(TOKEN_FILE, str(token)), "utf-8")
-    (tmp_path / ALERT_RULES.name).write_text(ALERT_RULES.read_text(encoding="utf-8"), "utf-8")
+    for rules in (ALERT_RULES, SLO_RULES):
+        (tmp_path / rules.name).write_text(rules.read_text(encoding="utf-8"), "utf-8")
 
     output = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
 
-    assert "SUCCESS: 7 rules found" in output
+    assert f"SUCCESS: {len(ALERTS)} rules found" in output
+    assert "SUCCESS: 0 rules found" not in output
 
 
 def test_prometheus_scrapes_the_app_and_the_collector() -> None:
@@ -200,7 +231,9 @@ def test_prometheus_scrapes_the_app_and_the_collector() -> None:
         for name, job in jobs.items()
     }
 
-    assert config["rule_files"] == [ALERT_RULES.name]
+    assert config["rule_files"] == [ALERT_RULES.name, SLO_RULES.name]
+    [alertmanagers] = config["alerting"]["alertmanagers"]
+    assert alertmanagers["static_configs"] == [{"targets": ["alertmanager:9093"]}]
     assert targets["blog-api"] == ["app:8000"]
     assert jobs["blog-api"].get("metrics_path", "/metrics") == "/metrics"
     assert jobs["blog-api"].get("scrape_interval", config["global"]["scrape_interval"]) == "15s"
@@ -218,7 +251,7 @@ def test_prometheus_scrapes_the_app_and_the_collector() -> None:
 @pytest.mark.prometheus
 def test_alert_rules_pass_promtool() -> None:
     output = promtool("check", "rules", ALERT_RULES.name, cwd=DEPLOY)
-    assert "SUCCESS: 7 rules found" in output
+    assert f"SUCCESS: {len(ALERTS)} rules found" in output
 
 
 @pytest.mark.prometheus
@@ -233,10 +266,11 @@ def test_every_alert_is_documented_and_tested_firing_and_not_firing() -> None:
 
     assert {rule["alert"] for rule in rules} == ALERTS
     for rule in rules:
-        assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
+        assert rule["labels"]["severity"] in ("page", "ticket"), rule["alert"]
         assert rule["annotations"]["summary"], rule["alert"]
         assert rule["annotations"]["description"], rule["alert"]
-        assert 'job="blog-api"' in rule["expr"], rule["alert"]
+        job = "otel-collector" if rule["alert"].startswith("OtelCollector") else "blog-api"
+        assert f'job="{job}"' in rule["expr"], rule["alert"]
     firing = {case["alertname"] for case in cases if case.get("exp_alerts")}
     quiet = {case["alertname"] for case in cases if not case.get("exp_alerts")}
     assert firing == ALERTS
@@ -371,8 +405,21 @@ def test_dashboard_covers_the_contract(dashboard: dict) -> None:
         # spans dropped before export, by reason (queue_full, shutdown)
         "sum by (error_type) (rate(otel_sdk_processor_span_processed_total",
         "up{",
+        # 0, not "No data", when nothing failed
+        '"5.."}[$__rate_interval])) or vector(0))',
+        "slo:period_error_budget_remaining:ratio",
+        "slo:sli_error:ratio_rate1h",
     ]:
         assert needle in exprs, needle
+
+
+def test_requests_without_a_route_have_one_legend_on_every_route_panel(dashboard: dict) -> None:
+    for panel in _panels(dashboard["panels"]):
+        for target in panel.get("targets", []):
+            if "{{http_route}}" in target.get("legendFormat", ""):
+                assert '"http_route", "(no route)", "http_route", ""' in target["expr"], panel[
+                    "title"
+                ]
 
 
 @pytest.mark.prometheus
@@ -432,6 +479,7 @@ def test_compose_mounts_only_files_that_exist() -> None:
         "otel-collector",
         "jaeger",
         "prometheus",
+        "alertmanager",
         "grafana",
     }
     for name, service in services.items():

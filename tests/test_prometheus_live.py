@@ -9,6 +9,7 @@ ask Prometheus's HTTP API for the totals. Everything listens on 127.0.0.1 only.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import pytest
 
 from .conftest import PASSWORD
 from .live_server import HOST, LiveServer, Process, call, start_prometheus
-from .test_monitoring_config import dashboard_and_alert_metric_names
+from .test_monitoring_config import dashboard_and_alert_metric_names, dashboard_exprs
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
@@ -245,3 +246,25 @@ def test_prometheus_stores_exemplars_that_lead_to_real_traces(live_app, promethe
     }
     assert trace_ids, "Prometheus stored no exemplar for the post route"
     assert trace_ids <= traffic.post_read_traces
+
+
+def test_error_panels_show_zero_not_no_data(live_app, prometheus, traffic) -> None:
+    """Traffic without a 5xx: the dashboard's 5xx-ratio queries answer 0, not nothing.
+
+    A rate needs the counter to grow between two scrapes Prometheus holds, so a few list reads
+    (a route the totals above do not count) are made across two scrapes.
+    """
+    for _ in range(2):
+        for _ in range(5):
+            assert call(live_app.port, "GET", "/api/v1/posts")[0] == 200
+        wait_for_scrape_after(prometheus, live_app, time.time())
+    grafana = {"$__rate_interval": "1m", "$route": ".*"}
+    exprs = [e for e in dashboard_exprs() if '=~"5.."' in e]
+    assert len(exprs) >= 3
+    for expr in exprs:
+        for variable, value in grafana.items():
+            expr = expr.replace(variable, value)
+        # NaN: a route without requests in the last minute has no ratio (Grafana leaves a gap)
+        values = [float(r["value"][1]) for r in query(prometheus, expr)]
+        assert 0.0 in values, (expr, values)
+        assert all(v == 0 or math.isnan(v) for v in values), (expr, values)

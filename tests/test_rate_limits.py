@@ -22,7 +22,6 @@ from blog_api import create_app
 
 from .conftest import PASSWORD, _settle_readiness, assert_error
 from .live_server import LiveServer, total
-from .services import REDIS_URL, missing
 from .test_metrics import scrape
 
 LOGIN = "/api/v1/users/login"
@@ -161,15 +160,6 @@ def test_limits_must_be_rates(app_config):
 
 
 # --- Redis: shared by every worker and instance; down, the limits go on in memory -------------
-
-
-@pytest.fixture
-def redis_url() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=1, socket_connect_timeout=1).ping()
-    except redis.RedisError as exc:
-        missing(f"Redis is not reachable at {REDIS_URL}: {exc}")
-    return REDIS_URL
 
 
 @pytest.mark.redis

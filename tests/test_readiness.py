@@ -35,13 +35,6 @@ def _app(url: str):
     )
 
 
-def _dispose(app) -> None:
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    app.extensions["blog_api.health_checks"].engine.dispose()
-
-
 def _not_ready(response) -> None:
     """A 503 in the one error shape, with Retry-After, about the database."""
     body = assert_error(response, 503)
@@ -85,7 +78,7 @@ def test_an_empty_database_is_not_ready_and_becomes_ready_once_migrated(empty_da
         assert response.status_code == 200, response.get_json()
         assert response.get_json()["checks"]["database"]["status"] == "up"
     finally:
-        _dispose(app)
+        databases.dispose_app(app)
 
 
 def test_readiness_notices_the_migration_by_itself(empty_database_url):
@@ -100,7 +93,7 @@ def test_readiness_notices_the_migration_by_itself(empty_database_url):
         assert time.monotonic() - started < REUSE_S + 1.0
         assert client.get("/api/v1/posts").status_code == 200
     finally:
-        _dispose(app)
+        databases.dispose_app(app)
 
 
 def test_a_schema_at_another_revision_is_not_ready(empty_database_url):
@@ -122,7 +115,7 @@ def test_a_schema_at_another_revision_is_not_ready(empty_database_url):
         }
         _not_ready(client.get("/api/v1/posts"))
     finally:
-        _dispose(app)
+        databases.dispose_app(app)
 
 
 def test_tables_gone_after_ready_are_503_never_500(empty_database_url):
@@ -142,7 +135,7 @@ def test_tables_gone_after_ready_are_503_never_500(empty_database_url):
         databases.upgrade(empty_database_url)
         assert _wait_for(lambda: client.get("/api/v1/posts"), 200).status_code == 200
     finally:
-        _dispose(app)
+        databases.dispose_app(app)
 
 
 def _health_sessions(connection, database: str) -> set[tuple]:
@@ -188,7 +181,7 @@ def test_polling_health_reuses_one_connection_and_one_result_a_second(postgres_u
                 elapsed = time.monotonic() - started
         finally:
             observer.dispose()
-            _dispose(app)
+            databases.dispose_app(app)
         assert calls >= 100, calls
         assert 1 <= len(seen) <= 2, seen  # not one session per call
         # About one check a second, however fast /health is polled (not one per call).
@@ -253,4 +246,4 @@ def test_a_query_of_a_table_that_never_existed_is_a_bug_500_not_a_503(postgres_u
         assert client.get("/api/v1/posts").status_code == 200
         assert client.get("/health/ready").status_code == 200
     finally:
-        _dispose(app)
+        databases.dispose_app(app)
