@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from . import databases
 from .conftest import SECRET
+from .services import require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -139,6 +140,23 @@ class LiveServer(Process):
         status, body = self.request("GET", "/metrics")
         assert status == 200, body
         return {f.name: f.samples for f in text_string_to_metric_families(body.decode())}
+
+
+def start_prometheus(config: dict, directory: Path, *flags: str) -> Process:
+    """Debian's Prometheus with `config`, its files in `directory`; enter it to start it."""
+    binary = require_binary("prometheus")
+    config_file = directory / "prometheus.yml"
+    config_file.write_text(json.dumps(config, indent=2), encoding="utf-8")  # JSON is YAML
+    port = free_port()
+    command = [
+        binary,
+        f"--config.file={config_file}",
+        f"--storage.tsdb.path={directory / 'data'}",
+        f"--web.listen-address={HOST}:{port}",
+        "--log.level=warn",
+        *flags,
+    ]
+    return Process(command, port, directory / "prometheus.log", dict(os.environ), "/-/ready")
 
 
 def total(families: dict, family: str, sample_name: str, **labels: str) -> float:

@@ -16,10 +16,8 @@ import json
 import re
 import runpy
 import select
-import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,80 +25,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .live_server import HOST, LiveServer, call, free_port, total
-from .services import missing
+from .live_server import HOST, LiveServer, free_port, total
+from .nginx_proxy import NGINX_CONF, Nginx
 
 ROOT = Path(__file__).resolve().parent.parent
-NGINX_CONF = ROOT / "deploy" / "nginx.conf"
 MAX_BODY = 1024 * 1024  # blog_api.MAX_BODY_BYTES
 DURATION = "http_server_request_duration_seconds"
-
-
-def nginx_binary() -> str:
-    path = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
-    if path is None:
-        missing("nginx is not installed (apt-get install -y nginx)")
-    return path
-
-
-def adapted_config(directory: Path, port: int, upstream: str) -> str:
-    """deploy/nginx.conf listening on 127.0.0.1:`port`, for `upstream`, its files in `directory`."""
-    text = NGINX_CONF.read_text(encoding="utf-8")
-    for old, new in (
-        ("listen 8080;", f"listen {HOST}:{port};"),
-        ("server app:8000;", f"server {upstream};"),
-        ("/tmp/", f"{directory}/"),
-    ):
-        assert old in text, f"deploy/nginx.conf no longer has {old!r}: adapt this test"
-        text = text.replace(old, new)
-    return text
-
-
-class Nginx:
-    """`with Nginx(upstream) as proxy:` deploy/nginx.conf in front of `upstream`, until the end."""
-
-    def __init__(self, upstream: str) -> None:
-        self.binary = nginx_binary()
-        self.port = free_port()
-        # Not under pytest's tmp_path: nginx's workers drop root for `nobody`, which must reach
-        # the temporary files nginx keeps here.
-        self.directory = Path(tempfile.mkdtemp(prefix="blog-api-nginx-"))
-        self.directory.chmod(0o755)
-        config = self.directory / "nginx.conf"
-        config.write_text(adapted_config(self.directory, self.port, upstream), encoding="utf-8")
-        self.command = [self.binary, "-e", "stderr", "-p", str(self.directory), "-c", str(config)]
-        self.log_path = self.directory / "nginx.log"
-        self.process: subprocess.Popen | None = None
-
-    def __enter__(self):
-        with self.log_path.open("wb") as out:
-            self.process = subprocess.Popen(
-                [*self.command, "-g", "daemon off;"],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-            )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                socket.create_connection((HOST, self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        log = self.log_path.read_text(errors="replace")
-        self.__exit__()
-        raise RuntimeError(f"nginx did not start:\n{log}")
-
-    def __exit__(self, *exc) -> None:
-        try:
-            if self.process is not None and self.process.poll() is None:
-                self.process.terminate()  # nginx's fast shutdown
-                self.process.wait(timeout=10)
-        finally:
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-    def request(self, method: str, path: str, body=None, headers=None) -> tuple[int, bytes]:
-        return call(self.port, method, path, body, headers)
 
 
 def raw_request(port: int, method: str, path: str, body: bytes, headers: dict) -> tuple:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,8 +18,7 @@ from urllib.parse import urlencode
 import pytest
 
 from .conftest import PASSWORD
-from .live_server import HOST, LiveServer, Process, call, free_port
-from .services import require_binary
+from .live_server import HOST, LiveServer, Process, call, start_prometheus
 from .test_monitoring_config import dashboard_and_alert_metric_names, dashboard_exprs
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
@@ -49,38 +47,22 @@ def live_app(tmp_path_factory) -> Iterator[LiveServer]:
 @pytest.fixture(scope="module")
 def prometheus(live_app, tmp_path_factory) -> Iterator[Process]:
     """Prometheus scraping the live app every second."""
-    binary = require_binary("prometheus")
-    tmp = tmp_path_factory.mktemp("prometheus")
-    config = tmp / "prometheus.yml"
-    config.write_text(
-        json.dumps(  # JSON is YAML
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
             {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "scrape_configs": [
-                    {
-                        "job_name": "blog-api",
-                        "scrape_interval": "1s",
-                        "scrape_timeout": "1s",
-                        "metrics_path": "/metrics",
-                        "static_configs": [{"targets": [f"{HOST}:{live_app.port}"]}],
-                    }
-                ],
-            },
-            indent=2,
-        ),
-        encoding="utf-8",
-    )
-    port = free_port()
-    command = [
-        binary,
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp / 'data'}",
-        f"--web.listen-address={HOST}:{port}",
-        "--log.level=warn",
-        # Prometheus then asks for OpenMetrics, the format that carries exemplars
-        "--enable-feature=exemplar-storage",
-    ]
-    with Process(command, port, tmp / "prometheus.log", dict(os.environ), "/-/ready") as server:
+                "job_name": "blog-api",
+                "scrape_interval": "1s",
+                "scrape_timeout": "1s",
+                "metrics_path": "/metrics",
+                "static_configs": [{"targets": [f"{HOST}:{live_app.port}"]}],
+            }
+        ],
+    }
+    # Prometheus then asks for OpenMetrics, the format that carries exemplars
+    exemplars = "--enable-feature=exemplar-storage"
+    tmp = tmp_path_factory.mktemp("prometheus")
+    with start_prometheus(config, tmp, exemplars) as server:
         # Its first scrape comes only after target discovery's first update (about 5 s): wait
         # for it here, so Prometheus sees every series from zero, before any traffic.
         wait_for_scrape_after(server, live_app, 0.0)
