@@ -17,9 +17,8 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from telemetry.redact import redact_url_credentials
-
 from .config import ConfigError
+from .errors import driver_message
 from .extensions import bcrypt, db
 from .models import User
 from .schemas import UserIn
@@ -44,8 +43,7 @@ def config_errors_as_cli_errors() -> Iterator[None]:
 
 def _database_error(exc: SQLAlchemyError) -> click.ClickException:
     """The driver's first line (no SQL, no parameters, no credentials) as a one-line error."""
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    return click.ClickException(f"the database cannot be used: {redact_url_credentials(reason)}")
+    return click.ClickException(f"the database cannot be used: {driver_message(exc)}")
 
 
 @click.command("create-admin")

@@ -95,7 +95,7 @@ def _database_unavailable(exc: Exception) -> Response:
     orig = getattr(exc, "orig", None)
     breaker = current_app.extensions.get("blog_api.breaker")
     if orig is not None and _is_connection_failure(exc, orig) and breaker is not None:
-        breaker.failure(_first_line(orig))
+        breaker.failure(f"{orig.__class__.__name__}: {driver_message(orig)}")
     else:
         log.warning("database error answered 503: %s", exc.__class__.__name__)
     try:
@@ -112,10 +112,16 @@ def _is_connection_failure(exc: Exception, orig: BaseException) -> bool:
     )
 
 
-def _first_line(orig: BaseException) -> str:
-    """The driver's first line, without URL credentials: enough to tell refused from frozen."""
+def driver_message(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
+    """The first line of the driver's message (no SQL, no parameters), without URL credentials
+    or `secrets`: what logs, /health and the CLI may say of a database or Redis failure."""
+    orig = getattr(exc, "orig", None) or exc
     message = (str(orig).strip().splitlines() or [""])[0] or orig.__class__.__name__
-    return f"{orig.__class__.__name__}: {redact_url_credentials(message)}"
+    message = redact_url_credentials(message)
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
+    return message
 
 
 def init_app(app: APIFlask) -> None:

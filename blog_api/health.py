@@ -33,10 +33,14 @@ from sqlalchemy import create_engine
 from sqlalchemy.exc import ProgrammingError
 
 from telemetry import exporter_status
-from telemetry.redact import redact_url_credentials
 
 from . import deadline, schema
-from .errors import RETRY_AFTER_SECONDS, database_unavailable_response, error_response
+from .errors import (
+    RETRY_AFTER_SECONDS,
+    database_unavailable_response,
+    driver_message,
+    error_response,
+)
 from .extensions import db
 
 log = logging.getLogger(__name__)
@@ -78,14 +82,7 @@ def _timed(check: Callable[[], None], secrets: tuple[str, ...]) -> dict:
 
 
 def _clean_error(exc: Exception, secrets: tuple[str, ...]) -> str:
-    """The first line of the driver's message, with URL credentials and passwords removed."""
-    orig = getattr(exc, "orig", None) or exc
-    message = (str(orig).strip().splitlines() or [""])[0] or exc.__class__.__name__
-    message = redact_url_credentials(message)
-    for secret in secrets:
-        if secret:
-            message = message.replace(secret, "***")
-    return f"{exc.__class__.__name__}: {message}"
+    return f"{exc.__class__.__name__}: {driver_message(exc, secrets)}"
 
 
 def _check_engine(database_url: str, engine_options: dict):
@@ -221,11 +218,13 @@ def init_app(app) -> None:
 
 
 def _not_ready(schema_problem: bool):
-    if schema_problem:
-        message = "The database schema is not ready (not migrated); try again shortly."
-    else:
-        message = "The database is unavailable; try again shortly."
-    return error_response(503, message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    if not schema_problem:
+        return database_unavailable_response()
+    return error_response(
+        503,
+        "The database schema is not ready (not migrated); try again shortly.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def _require_ready_database():
@@ -236,10 +235,10 @@ def _require_ready_database():
     """
     if request.url_rule is None or not request.path.startswith("/api/v"):
         return None  # 404/405, the docs and the OpenAPI document need no database
-    breaker = current_app.extensions.get("blog_api.breaker")
+    checks = current_app.extensions["blog_api.health_checks"]
+    breaker = checks.breaker
     if breaker is not None and not breaker.allow():
         return database_unavailable_response()  # known out: no driver call, no wait
-    checks = current_app.extensions["blog_api.health_checks"]
     if checks.schema_ready:
         return None
     checks.run(("database",))
