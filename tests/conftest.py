@@ -5,6 +5,7 @@ Every API test runs twice: on a fresh SQLite file and on the real PostgreSQL at 
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -22,6 +23,16 @@ from .services import POSTGRES_URL, REDIS_URL, missing
 
 SECRET = "test-secret-key-long-enough-for-hs256-and-hs512-0123456789abcdefghijklmn"
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def _root_log_level():
+    """Give each test the root logger's level it started with: create_app sets it for the whole
+    process (LOG_LEVEL), and a test's CRITICAL must not hide the next test's records from caplog."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -100,28 +100,28 @@ def empty_postgres(url: str) -> None:
         remigrate_postgres(url)
 
 
+def _as_admin(server_url: str, statement: str) -> None:
+    """Run `statement` outside a transaction (CREATE/DROP DATABASE) on the server of the URL."""
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(statement))
+    finally:
+        admin.dispose()
+
+
 def drop_postgres_database(url: str) -> None:
     """Drop the database of `url`, cutting its sessions (it is gone for whoever uses it)."""
     name = sa.make_url(url).database
     admin_url = sa.make_url(url).set(database="postgres")
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    _as_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager
 def new_postgres_database(server_url: str) -> Iterator[str]:
     """A database of its own on the server of `server_url`, with no tables; dropped afterwards."""
     name = f"blog_api_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    finally:
-        admin.dispose()
+    _as_admin(server_url, f'CREATE DATABASE "{name}"')
     url = sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
     try:
         yield url
