@@ -1,8 +1,11 @@
 """Every error is JSON in one shape: bad bodies, unknown routes, wrong methods, big bodies."""
 
 import pytest
+from werkzeug.http import HTTP_STATUS_CODES
 
-from .conftest import assert_error
+from blog_api import create_app
+
+from .conftest import SECRET, assert_error
 
 
 @pytest.mark.parametrize(
@@ -76,3 +79,71 @@ def test_unexpected_exception_is_json_500_without_a_trace(app, client):
     assert_error(response, 500)
     assert "secret internals" not in response.get_data(as_text=True)
     assert "Traceback" not in response.get_data(as_text=True)
+
+
+def _reason(status: int) -> str:
+    return HTTP_STATUS_CODES[status]
+
+
+def test_error_field_is_the_reason_phrase_of_the_status(client, users):
+    """DESIGN: `{"error": "<Reason Phrase>", ...}` from every layer, not a code of our own."""
+    alice = users.headers("alice")
+    bob = users.headers("bob")
+    post = client.post("/api/v1/posts", json={"title": "t", "body": "b"}, headers=alice)
+    post_url = f"/api/v1/posts/{post.get_json()['id']}"
+    big = '{"title": "t", "body": "' + "x" * (1024 * 1024) + '"}'
+    cases = [
+        (
+            400,
+            client.post("/api/v1/posts", data="{", content_type="application/json", headers=alice),
+        ),
+        (401, client.get("/api/v1/users/me")),
+        (401, client.get("/api/v1/users/me", headers={"Authorization": "Bearer nonsense"})),
+        (403, client.delete(post_url, headers=bob)),
+        (403, client.get("/api/v1/users", headers=alice)),
+        (404, client.get("/api/v1/posts/999999")),
+        (404, client.get("/no/such/route")),
+        (405, client.delete("/api/v1/posts")),
+        (
+            409,
+            client.post(
+                "/api/v1/users/register",
+                json={"username": "alice", "email": "x@example.org", "password": "password1"},
+            ),
+        ),
+        (
+            413,
+            client.post("/api/v1/posts", data=big, content_type="application/json", headers=alice),
+        ),
+        (422, client.post("/api/v1/posts", json={"title": ""}, headers=alice)),
+    ]
+    wrong = {"username": "bob", "password": "wrong password"}
+    for _ in range(5):  # the per-account limit of failed logins
+        assert client.post("/api/v1/users/login", json=wrong).status_code == 401
+    cases.append((429, client.post("/api/v1/users/login", json=wrong)))
+    for status, response in cases:
+        body = assert_error(response, status)
+        assert body["error"] == _reason(status), (status, body)
+        assert body["message"] != body["error"], (status, body)  # says what went wrong
+
+
+def test_validation_error_details_map_each_field_to_a_list_of_messages(client, auth_headers):
+    response = client.post("/api/v1/posts", json={"title": "", "body": 5}, headers=auth_headers)
+    details = assert_error(response, 422)["details"]
+    assert set(details) >= {"title", "body"}
+    for field, messages in details.items():
+        assert isinstance(messages, list) and messages, field
+        assert all(isinstance(m, str) and m for m in messages), field
+
+
+def test_database_down_error_is_503_service_unavailable(closed_port):
+    app = create_app(
+        {
+            "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{closed_port}/test",
+            "SECRET_KEY": SECRET,
+            "LOG_LEVEL": "CRITICAL",
+        }
+    )
+    response = app.test_client().get("/api/v1/posts")
+    assert assert_error(response, 503)["error"] == _reason(503)
+    assert int(response.headers["Retry-After"]) > 0

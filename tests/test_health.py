@@ -120,3 +120,52 @@ def test_real_postgres_health(postgres_url):
     client = create_app({"DATABASE_URL": postgres_url, "SECRET_KEY": SECRET}).test_client()
     body = client.get("/health").get_json()
     assert body["checks"]["database"]["status"] == "up"
+
+
+CHECKS = {"database", "redis", "metrics_exporter", "trace_exporter"}
+
+
+def _assert_full_answer(body: dict, overall: str) -> None:
+    """Every answer, good or bad, has one shape; a check is up, down (with error) or disabled."""
+    assert set(body) == {"status", "checks", "version", "uptime_s"}
+    assert body["status"] == overall
+    assert body["version"] == "0.1.0"
+    assert isinstance(body["uptime_s"], (int, float)) and body["uptime_s"] >= 0
+    assert set(body["checks"]) == CHECKS
+    for name, check in body["checks"].items():
+        assert check["status"] in ("up", "down", "disabled"), (name, check)
+        if check["status"] == "down":
+            assert isinstance(check["error"], str) and check["error"], (name, check)
+
+
+def test_ready_alias_answers_like_health_when_redis_is_down(app_config, closed_port):
+    client = create_app(
+        {**app_config, "REDIS_URL": f"redis://127.0.0.1:{closed_port}/0"}
+    ).test_client()
+    for path in ("/health", "/health/ready"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        _assert_full_answer(response.get_json(), "degraded")
+        assert response.get_json()["checks"]["redis"]["status"] == "down"
+
+
+def test_ready_alias_answers_like_health_when_the_database_is_down(closed_port):
+    client = _down_app(closed_port).test_client()
+    for path in ("/health", "/health/ready"):
+        response = client.get(path)
+        assert response.status_code == 503, path
+        assert response.mimetype == "application/json"
+        _assert_full_answer(response.get_json(), "unhealthy")
+        assert response.get_json()["checks"]["database"]["status"] == "down"
+    live = client.get("/health/live")
+    assert (live.status_code, live.get_json()) == (200, {"status": "healthy"})
+
+
+def test_healthy_answer_checks_are_in_the_vocabulary(client):
+    _assert_full_answer(client.get("/health").get_json(), "healthy")
+
+
+def test_uptime_grows(client):
+    first = client.get("/health").get_json()["uptime_s"]
+    time.sleep(1.1)  # past the 1 s reuse of a readiness result
+    assert client.get("/health").get_json()["uptime_s"] > first

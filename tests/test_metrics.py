@@ -271,3 +271,71 @@ def test_requests_in_flight_are_counted_in_every_app_of_the_process(app_config):
     assert total({"f": during}, "f", "http_server_active_requests", http_request_method="GET") == 1
     after = scrape(client)["http_server_active_requests"]
     assert total({"f": after}, "f", "http_server_active_requests", http_request_method="GET") == 0
+
+
+# The label names each documented family may carry: DESIGN's, plus what README adds on purpose
+# (`url_scheme`, `network_protocol_version`, `error_type` on 5xx: the stable HTTP conventions).
+FAMILY_LABELS = {
+    DURATION: (
+        "histogram",
+        {"http_request_method", "http_route", "http_response_status_code"},
+        {"url_scheme", "network_protocol_version", "error_type"},
+    ),
+    "http_server_active_requests": ("gauge", {"http_request_method"}, {"url_scheme"}),
+    "blog_api_logins": ("counter", {"outcome"}, set()),
+}
+RESOURCE_LABELS = {"service_name", "service_version", "service_instance_id"}
+
+
+def _types(client) -> dict:
+    text = client.get("/metrics").get_data(as_text=True)
+    return {f.name: f.type for f in text_string_to_metric_families(text)}
+
+
+def test_documented_families_have_their_type_and_only_their_labels(app, users):
+    @app.get("/api/v1/boom")
+    def boom():
+        raise RuntimeError("boom")
+
+    client = app.test_client()
+    users.register("alice")
+    client.post("/api/v1/users/login", json={"username": "alice", "password": PASSWORD})
+    client.post("/api/v1/users/login", json={"username": "alice", "password": "wrong one"})
+    client.get("/api/v1/posts")
+    client.get("/no/such/route")
+    client.delete("/api/v1/posts")
+    client.get("/api/v1/boom")
+    families, types = scrape(client), _types(client)
+
+    for name, (kind, required, optional) in FAMILY_LABELS.items():
+        assert types[name] == kind, name
+        labels = {k for s in families[name] for k in s.labels} - {"le"}
+        assert labels >= required, (name, labels)
+        assert labels <= required | optional, (name, labels - required - optional)
+    outcomes = {s.labels["outcome"] for s in families["blog_api_logins"]}
+    assert {"success", "failure"} <= outcomes <= {"success", "failure", "throttled"}
+    # error_type only on server errors: a 4xx is the client's, not an error of the service
+    for sample in families[DURATION]:
+        status = sample.labels.get("http_response_status_code")
+        if sample.labels.get("error_type"):
+            assert status and status.startswith("5"), sample
+    assert any(
+        s.labels.get("http_route") == "/api/v1/boom"
+        and s.labels.get("http_response_status_code") == "500"
+        and s.labels.get("error_type")
+        for s in families[DURATION]
+    )
+
+
+def test_resource_attributes_are_on_target_info_only_and_no_scope_labels(client):
+    client.get("/api/v1/posts")
+    families = scrape(client)
+    (info,) = families["target_info"]
+    assert info.value == 1
+    assert RESOURCE_LABELS <= set(info.labels)
+    for name, samples in families.items():
+        for sample in samples:
+            assert not any(k.startswith("otel_scope") for k in sample.labels), (name, sample)
+            if name != "target_info":
+                assert not RESOURCE_LABELS & set(sample.labels), (name, sample)
+                assert not any(k.startswith("telemetry_sdk") for k in sample.labels), name

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import runpy
 import subprocess
 import sys
 import time
@@ -103,3 +104,13 @@ def test_log_level_and_format_come_from_the_settings(app_config):
         assert logging.getLogger().level == logging.DEBUG
     finally:
         create_app(app_config)  # back to the suite's level
+
+
+def test_gunicorn_binds_host_and_port_with_the_documented_defaults(monkeypatch):
+    """DESIGN: HOST and PORT default to 127.0.0.1 and 5000 in run.py and the gunicorn config."""
+    monkeypatch.delenv("HOST", raising=False)
+    monkeypatch.delenv("PORT", raising=False)
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == "127.0.0.1:5000"
+    monkeypatch.setenv("PORT", "8123")  # what a PaaS sets
+    monkeypatch.setenv("HOST", "0.0.0.0")
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == "0.0.0.0:8123"

@@ -248,3 +248,41 @@ def test_concurrent_requests_keep_their_own_spans(traced_app, receiver):
         assert server.name == "GET /api/v1/posts"
         assert sql and all(s.parent_span_id == server.span_id for s in sql)
     assert trace.get_current_span() is trace.INVALID_SPAN  # nothing left attached here
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/no/such/route/12345", 404), ("DELETE", "/api/v1/posts", 405)],
+)
+def test_unrouted_request_span_is_named_by_its_method_alone(
+    traced_app, receiver, method, path, status
+):
+    """README's deliberate change to DESIGN's `<METHOD> <route>`: no route, no path in the name."""
+    response = traced_app.test_client().open(path, method=method)
+    assert response.status_code == status
+    trace_id = trace_id_of(response)
+    flush(traced_app)
+    (server,) = [s for s in receiver.spans_of_trace(trace_id) if s.kind == Span.SPAN_KIND_SERVER]
+    assert server.name == method
+    attrs = span_attributes(server)
+    assert "http.route" not in attrs
+    assert attrs["http.request.method"] == method
+    assert attrs["http.response.status_code"] == status
+    assert response.headers["traceresponse"].split("-")[2] == server.span_id.hex()
+
+
+def test_server_error_span_has_error_status(app_config, receiver):
+    app = create_app({**app_config, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint})
+
+    @app.get("/api/v1/boom")
+    def boom():
+        raise RuntimeError("boom")
+
+    response = app.test_client().get("/api/v1/boom")
+    assert response.status_code == 500
+    trace_id = trace_id_of(response)
+    flush(app)
+    (server,) = [s for s in receiver.spans_of_trace(trace_id) if s.kind == Span.SPAN_KIND_SERVER]
+    assert server.name == "GET /api/v1/boom"
+    assert server.status.code == server.status.STATUS_CODE_ERROR
+    assert span_attributes(server)["http.response.status_code"] == 500

@@ -1,5 +1,7 @@
 """Users: register, log in, me, the admin's list."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from .conftest import PASSWORD, assert_error
@@ -148,3 +150,19 @@ def test_v2_has_the_user_routes_too(client, users):
     token = response.get_json()["access_token"]
     me = client.get("/api/v2/users/me", headers={"Authorization": f"Bearer {token}"})
     assert me.get_json()["username"] == "alice"
+
+
+def test_times_are_iso_8601_utc_of_now(client, users):
+    """DESIGN: times are ISO 8601 UTC; a local time with a `Z` glued on would be hours off."""
+    headers = users.headers("alice")
+    user = client.get("/api/v1/users/me", headers=headers).get_json()
+    post = client.post("/api/v1/posts", json={"title": "t", "body": "b"}, headers=headers)
+    todo = client.post("/api/v1/todos", json={"title": "t"}, headers=headers)
+    stamps = [user["created_at"]]
+    for item in (post.get_json(), todo.get_json()):
+        stamps += [item["created_at"], item["updated_at"]]
+    now = datetime.now(UTC)
+    for stamp in stamps:
+        assert stamp.endswith("Z"), stamp
+        parsed = datetime.fromisoformat(stamp[:-1] + "+00:00")
+        assert abs((now - parsed).total_seconds()) < 120, (stamp, now)
