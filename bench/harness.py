@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -308,6 +309,33 @@ class Server:
                 self.proc.wait(timeout=5)
         self._log.close()
         self.proc = None
+
+
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+class Database:
+    """A fresh database for the run: a SQLite file, or a PostgreSQL database dropped at the end."""
+
+    def __init__(self, kind: str, tmp: Path) -> None:
+        self.kind = kind
+        if kind == "sqlite":
+            self.url = f"sqlite:///{tmp / 'bench.db'}"
+        else:
+            from sqlalchemy import create_engine, text
+
+            self.name = f"bench_{uuid.uuid4().hex[:8]}"
+            self._admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+            with self._admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+            self.url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.name}"
+
+    def drop(self) -> None:
+        if self.kind == "postgresql":
+            from sqlalchemy import text
+
+            with self._admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
 
 
 def base_env(db_url: str) -> dict:

@@ -2,7 +2,8 @@
 
 On a shared machine the throughput of bench/overhead.py moves by 20-40 % from one ten-second
 measurement to the next; callgrind counts instructions, the same on every run whatever else the
-machine does. Each variant serves GET /api/v1/posts/<id> in one process (the WSGI app called
+machine does. Each variant serves one route (`--route`, bench/inprocess.py's: get, page, todos,
+post; GET /api/v1/posts/<id> by default) in one process (the WSGI app called
 directly, as gunicorn's worker calls it, after `gc.freeze()` as gunicorn.conf.py does), with its
 span export thread sending to the receiver this script runs: the count covers the request and
 the export. A variant runs twice, with SMALL and LARGE requests; (I(LARGE) - I(SMALL)) /
@@ -11,8 +12,8 @@ exactly for the same code and environment; a change of memory layout (another en
 path of another length) moves them by up to 3-4 %, as objects hashed by address collide
 differently: compare variants measured in one run, and treat smaller differences as ties.
 
-    .venv-bench/bin/python bench/instructions.py [--variants off,ours-full,...]
-        [--small 50] [--large 650]
+    .venv-bench/bin/python bench/instructions.py [--variants off,floor,ours-full,...]
+        [--route get|page|todos|post] [--small 50] [--large 650]
 
 Needs valgrind (apt-get install valgrind). Each variant takes a minute or two.
 """
@@ -34,50 +35,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import REPO, TraceReceiver, base_env, migrate  # noqa: E402 - a sibling module
+from inprocess import ROUTES, caller, environs, seed  # noqa: E402
 from overhead import variant_env, variants  # noqa: E402
 
 
-def serve(name: str, requests: int) -> None:
-    """In the measured process: build the variant's app, seed it, serve `requests` GETs."""
+def serve(name: str, route: str, requests: int) -> None:
+    """In the measured process: build the variant's app, seed it, serve `requests` of `route`."""
     v = variants()[name]
     if "ddtrace-run" in v.wrapper:
         import ddtrace.auto  # noqa: F401 - what ddtrace-run does before anything else
     module, factory = v.app.split(":")
     app = getattr(importlib.import_module(module), factory.removesuffix("()"))()
-    client = app.test_client()
-    user = {"username": "bench", "email": "bench@example.org", "password": "correct horse"}
-    client.post("/api/v1/users/register", json=user)
-    login = {"username": user["username"], "password": user["password"]}
-    token = client.post("/api/v1/users/login", json=login).get_json()["access_token"]
-    post = {"title": "Benchmark post", "body": "The post every benchmark request reads. " * 10}
-    post_id = client.post(
-        "/api/v1/posts", json=post, headers={"Authorization": f"Bearer {token}"}
-    ).get_json()["id"]
+    seeder = app
+    if name == "floor":  # the floor has no routes to write users with: blog-api seeds for it
+        from blog_api import create_app
 
-    from werkzeug.test import EnvironBuilder
-
-    path = f"/api/v1/posts/{post_id}"
-    environ = EnvironBuilder(
-        path=path,
-        headers={"User-Agent": "wrk"},
-        environ_base={
-            "REMOTE_ADDR": "127.0.0.1",
-            "REMOTE_PORT": "40000",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "RAW_URI": path,
-        },
-    ).get_environ()
-
-    def start_response(status, headers, exc_info=None):
-        if not status.startswith("200"):
-            raise RuntimeError(f"{name}: GET {path} answered {status}")
-
-    def one() -> None:
-        body = app(dict(environ), start_response)
-        for _ in body:
-            pass
-        getattr(body, "close", lambda: None)()
-
+        seeder = create_app({"OTEL_SDK_DISABLED": "true", "ACCESS_LOG": "false"})
+    one = caller(app, *environs(*seed(seeder))[route])
     for _ in range(20):
         one()
     gc.collect()
@@ -99,7 +73,7 @@ def _flush(app) -> None:
         tracer.flush()
 
 
-def instructions(name: str, env: dict, requests: int, out: Path) -> int:
+def instructions(name: str, route: str, env: dict, requests: int, out: Path) -> int:
     """The instructions callgrind counted in one process serving `requests` requests."""
     subprocess.run(
         [
@@ -110,6 +84,7 @@ def instructions(name: str, env: dict, requests: int, out: Path) -> int:
             __file__,
             "--serve",
             name,
+            route,
             str(requests),
         ],
         cwd=REPO,
@@ -126,10 +101,11 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default="all", help="comma-separated (off is always included)")
     p.add_argument("--small", type=int, default=50)
     p.add_argument("--large", type=int, default=650)
-    p.add_argument("--serve", nargs=2, metavar=("VARIANT", "REQUESTS"), help=argparse.SUPPRESS)
+    p.add_argument("--route", choices=ROUTES, default="get", help="see bench/inprocess.py")
+    p.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve:
-        serve(args.serve[0], int(args.serve[1]))
+        serve(args.serve[0], args.serve[1], int(args.serve[2]))
     if not shutil.which("valgrind"):
         p.error("valgrind is not installed (apt-get install valgrind)")
     if not 0 < args.small < args.large <= 5000:
@@ -150,7 +126,7 @@ def main(argv=None) -> int:
     results = {}
     try:
         print(
-            f"instructions per request, GET /api/v1/posts/<id>, callgrind, {args.small} and "
+            f"instructions per request, route {args.route!r}, callgrind, {args.small} and "
             f"{args.large} requests per variant"
         )
         for name, v in chosen.items():
@@ -160,10 +136,12 @@ def main(argv=None) -> int:
                 migrate(database)  # outside the measured process, as production does
                 env = {
                     **database,
+                    "WRITE_LIMIT_PER_ADDRESS": "1000000/minute",  # the post route writes
                     **variant_env(name, v, receiver),
                     "PYTHONHASHSEED": "0",  # the same string hashes, so the same dict probes
                 }
-                counts.append(instructions(name, env, n, tmp / f"callgrind.{name}.{n}"))
+                out = tmp / f"callgrind.{name}.{n}"
+                counts.append(instructions(name, args.route, env, n, out))
             results[name] = (counts[1] - counts[0]) / (args.large - args.small)
             ratio = results["off"] / results[name]
             print(
@@ -171,7 +149,14 @@ def main(argv=None) -> int:
                 f"added {(results[name] - results['off']) / 1e6:+6.3f} M",
                 flush=True,
             )
-        print(json.dumps({"bench": "instructions", "per_request": results}))
+        if "floor" in results:
+            print(
+                "  ratio to the floor: "
+                + ", ".join(
+                    f"{name} {count / results['floor']:.2f}x" for name, count in results.items()
+                )
+            )
+        print(json.dumps({"bench": "instructions", "route": args.route, "per_request": results}))
         return 0
     finally:
         receiver.close()

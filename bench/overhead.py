@@ -3,6 +3,8 @@
 Variants (`--variants`, default all; `off` is always measured, as the baseline):
 
 - off:            OTEL_SDK_DISABLED=true;
+- floor:          bench/floor_app.py: plain Flask answering the route with the same JSON through
+                  the database driver directly, no telemetry (what Flask itself costs);
 - ours-full:      the default: metrics, and every request and SQL statement traced and exported
                   over OTLP/HTTP to a receiver this script runs;
 - ours-metrics:   OTEL_TRACES_SAMPLER=always_off;
@@ -114,6 +116,7 @@ def variants() -> dict[str, Variant]:
     otlp_checks = ("SERVER ", "CLIENT ")
     return {
         "off": Variant(OFF, metrics=404),
+        "floor": Variant(OFF, metrics=404, app="floor_app:create_app()"),
         # Telemetry alone, as the anchors have it (no access line); then the defaults, with it.
         "ours-full": Variant(QUIET, sender="ours-full", traced=True, expect=otlp_checks),
         "ours-metrics": Variant(

@@ -1,19 +1,24 @@
-"""gunicorn's worker model: sync workers against gthread workers, on the benchmark's route.
+"""gunicorn's worker model, measured: sync and gthread workers with 2, 4 and 8 threads, 1, 2 and 4
+workers, reached directly and through deploy/nginx.conf, on SQLite and PostgreSQL.
 
-    .venv-bench/bin/python bench/threads.py                   # 4 rounds x 5 s
-    .venv-bench/bin/python bench/threads.py --rounds 2 --duration 3 --threads 8
+    .venv/bin/python bench/threads.py                                    # ~12 min
+    .venv/bin/python bench/threads.py --database sqlite --workers 1 --rounds 2 --duration 2
 
-Two servers started the way production starts blog-api (gunicorn.conf.py, full telemetry, spans
-exported to a local OTLP receiver), both on one migrated SQLite file: one with
-GUNICORN_THREADS=1 (the sync worker) and one with GUNICORN_THREADS=--threads (gthread). They are
-loaded in turn, round after round (interleaved, so a drift of the machine's speed hits both), on
-GET /api/v1/posts/<id>. Printed: req/s, p50, p99 and server CPU per request of each, and the
-median ratio gthread / sync of req/s.
+For each database and worker count, one server per model is started the way production starts
+blog-api (gunicorn.conf.py, telemetry as shipped: spans exported to a local OTLP receiver, the
+access line written to the server's log), each also behind its own nginx running
+deploy/nginx.conf (as tests/nginx_proxy.py adapts it). Round after round, every (model, path)
+is loaded in turn with wrk's keep-alive connections on GET /api/v1/posts/<id>, in an order
+rotated each round, so a drift of the machine's speed hits them alike. Printed: each
+measurement, then a table of req/s (median and range), p99 and the server's CPU per request,
+and each model's req/s as a ratio to the best model of the same database, workers and path.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import shutil
 import statistics
 import sys
@@ -21,8 +26,10 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness import (  # noqa: E402 - a sibling module, not a package
+    Database,
     Server,
     TraceReceiver,
     base_env,
@@ -33,100 +40,141 @@ from harness import (  # noqa: E402 - a sibling module, not a package
     stop_on_sigterm,
 )
 
+MODELS = {"sync": 1, "gthread2": 2, "gthread4": 4, "gthread8": 8}
 
-def measure(server: Server, client: str, path: str, connections: int, seconds: float):
-    """(Result, server CPU µs per request) of one load of `path`."""
+
+def measure(server: Server, port: int, client: str, path: str, args) -> dict:
+    """One warm-up and one measured load of `path` on `port`; the figures of the measured one."""
+    load(client, port, path, args.connections, args.warmup, args.wrk_threads)
     before = server.cpu_seconds()
-    result = load(client, server.port, path, connections, seconds)
+    result = load(client, port, path, args.connections, args.duration, args.wrk_threads)
     after = server.cpu_seconds()
-    cpu_us = None
-    if before is not None and after is not None and result.requests:
-        cpu_us = (after - before) * 1e6 / result.requests
     if result.errors:
         raise RuntimeError(f"{server.name}: {result.errors} errors under load")
-    return result, cpu_us
+    cpu_us = (after - before) * 1e6 / result.requests if before is not None else None
+    return {"rps": result.rps, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "cpu_us": cpu_us}
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=4)
-    p.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
-    p.add_argument("--warmup", type=float, default=1.0)
-    p.add_argument("--connections", type=int, default=8)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--threads", type=int, default=8, help="GUNICORN_THREADS of the gthread one")
-    p.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
-    args = p.parse_args(argv)
-    if not (1 <= args.rounds <= 50 and 1 <= args.duration <= 120 and 2 <= args.threads <= 64):
-        p.error("rounds 1-50, duration 1-120 s, threads 2-64")
-    client = client_name(args.client)
-    stop_on_sigterm()
+def run_group(kind: str, workers: int, models: list[str], vias: list[str], client, args, tmp):
+    """Every model at `workers` workers on a fresh `kind` database: {(model, via): [figures]}."""
+    from tests.nginx_proxy import Nginx
 
-    tmp = Path(tempfile.mkdtemp(prefix="blog-api-threads-"))
+    database = Database(kind, tmp)
     receiver = TraceReceiver()
-    env = base_env(f"sqlite:///{tmp / 'bench.db'}")
+    env = base_env(database.url)
     migrate(env)
-    models = {"sync": "1", "gthread": str(args.threads)}
-    servers = {
-        name: Server(
-            name,
-            {
-                **env,
-                "GUNICORN_THREADS": threads,
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.otlp_endpoint(name),
-            },
-            tmp / f"{name}.log",
-        )
-        for name, threads in models.items()
-    }
+    servers, proxies = {}, {}
     try:
-        for server in servers.values():
-            server.start(args.workers)
+        for name in models:
+            servers[name] = Server(
+                f"{kind}-{workers}w-{name}",
+                {
+                    **env,
+                    "GUNICORN_THREADS": str(MODELS[name]),
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.otlp_endpoint(name),
+                },
+                tmp / f"{kind}-{workers}-{name}.log",
+            )
+            servers[name].start(workers)
         for server in servers.values():
             server.wait_live()
-        post_id = seed(servers["sync"].port)
+        post_id = seed(next(iter(servers.values())).port)
         path = f"/api/v1/posts/{post_id}"
-        print(
-            f"GET {path}, {args.workers} worker(s), {args.connections} connections, "
-            f"client={client}, {args.rounds} rounds x {args.duration:g} s"
-        )
-        results: dict[str, list] = {name: [] for name in servers}
+        if "nginx" in vias:
+            for name, server in servers.items():
+                proxies[name] = Nginx(f"127.0.0.1:{server.port}").__enter__()
+        keys = list(itertools.product(models, vias))
+        results: dict[tuple[str, str], list[dict]] = {key: [] for key in keys}
         for round_ in range(args.rounds):
-            order = list(servers) if round_ % 2 == 0 else list(reversed(servers))
-            for name in order:
-                load(client, servers[name].port, path, args.connections, args.warmup)
-                result, cpu_us = measure(
-                    servers[name], client, path, args.connections, args.duration
-                )
+            shift = round_ % len(keys)
+            for name, via in keys[shift:] + keys[:shift]:
+                port = servers[name].port if via == "direct" else proxies[name].port
+                figures = measure(servers[name], port, client, path, args)
                 receiver.drain()
-                results[name].append((result, cpu_us))
+                results[(name, via)].append(figures)
                 print(
-                    f"  round {round_ + 1} {name:8} {result.rps:8.1f} req/s  "
-                    f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
-                    f"cpu {'-' if cpu_us is None else f'{cpu_us:.0f}'} µs/req"
+                    f"  {kind:10} {workers}w {name:8} {via:6} round {round_ + 1}: "
+                    f"{figures['rps']:7.0f} req/s  p99 {figures['p99_ms']:6.1f} ms  "
+                    f"cpu {figures['cpu_us'] or 0:5.0f} µs/req",
+                    flush=True,
                 )
-        ratios = [
-            g[0].rps / s[0].rps for g, s in zip(results["gthread"], results["sync"], strict=True)
-        ]
-        print("\nworker   req/s (median)  p50 ms  p99 ms  cpu µs/req")
-        for name, rows in results.items():
-            cpu = [c for _, c in rows if c is not None]
-            print(
-                f"{name:8} {statistics.median(r.rps for r, _ in rows):14.1f}"
-                f"  {statistics.median(r.p50_ms for r, _ in rows):6.2f}"
-                f"  {statistics.median(r.p99_ms for r, _ in rows):6.2f}"
-                f"  {statistics.median(cpu) if cpu else float('nan'):10.0f}"
-            )
-        print(
-            f"gthread / sync req/s: median {statistics.median(ratios):.3f} "
-            f"(range {min(ratios):.3f} .. {max(ratios):.3f})"
-        )
+        return results
     finally:
+        for proxy in proxies.values():
+            proxy.__exit__()
         for server in servers.values():
             server.stop()
         receiver.close()
+        database.drop()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--database", default="sqlite,postgresql")
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--workers", default="1,2,4")
+    p.add_argument("--via", default="direct,nginx")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
+    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--wrk-threads", type=int, default=2)
+    args = p.parse_args(argv)
+    kinds, models = args.database.split(","), args.models.split(",")
+    workers, vias = [int(w) for w in args.workers.split(",")], args.via.split(",")
+    if set(models) - set(MODELS) or set(vias) - {"direct", "nginx"}:
+        p.error(f"models: {', '.join(MODELS)}; via: direct, nginx")
+    if not (1 <= args.rounds <= 20 and 1 <= args.duration <= 60 and max(workers) <= 8):
+        p.error("rounds 1-20, duration 1-60 s, at most 8 workers")
+    client = client_name("wrk")
+    stop_on_sigterm()
+    tmp = Path(tempfile.mkdtemp(prefix="blog-api-threads-"))
+    table = {}
+    try:
+        print(
+            f"GET /api/v1/posts/<id>, wrk -t{args.wrk_threads} -c{args.connections} "
+            f"(keep-alive), {args.rounds} rounds x {args.duration:g} s"
+        )
+        for kind, count in itertools.product(kinds, workers):
+            for (name, via), rows in run_group(
+                kind, count, models, vias, client, args, tmp
+            ).items():
+                table[(kind, count, name, via)] = rows
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+    print("\ndatabase   workers model    via     req/s (range)          p99 ms  cpu µs/req  / best")
+    summary = []
+    for kind, count, via in itertools.product(kinds, workers, vias):
+        medians = {
+            name: statistics.median(r["rps"] for r in table[(kind, count, name, via)])
+            for name in models
+        }
+        best = max(medians.values())
+        for name in models:
+            rows = table[(kind, count, name, via)]
+            rps = [r["rps"] for r in rows]
+            cpu = [r["cpu_us"] for r in rows if r["cpu_us"] is not None]
+            line = {
+                "database": kind,
+                "workers": count,
+                "model": name,
+                "via": via,
+                "rps": round(medians[name]),
+                "range": [round(min(rps)), round(max(rps))],
+                "p99_ms": round(statistics.median(r["p99_ms"] for r in rows), 1),
+                "cpu_us": round(statistics.median(cpu)) if cpu else None,
+                "of_best": round(medians[name] / best, 2),
+            }
+            summary.append(line)
+            print(
+                f"{kind:10} {count:7} {name:8} {via:6} {line['rps']:6} "
+                f"({line['range'][0]}-{line['range'][1]})".ljust(56)
+                + f" {line['p99_ms']:6.1f}  {line['cpu_us'] or 0:10}  {line['of_best']:5.2f}"
+            )
+    print(json.dumps({"bench": "threads", "results": summary}))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 
 from apiflask import APIFlask
+from flask.sessions import SessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from telemetry import configure_logging, init_telemetry
@@ -27,6 +28,18 @@ except PackageNotFoundError:  # running from a checkout that was never installed
     __version__ = "0.0.0"
 
 MAX_BODY_BYTES = 1024 * 1024
+
+
+class NoCookieSession(SessionInterface):
+    """A JSON API authenticated by bearer tokens keeps no cookie session: none is opened or saved
+    (Flask's default would build a signing serializer and look for the cookie on every request).
+    """
+
+    def open_session(self, app, request) -> None:
+        return None  # Flask hands views its read-only NullSession instead
+
+    def save_session(self, app, session, response) -> None:
+        return None
 
 
 def create_app(config: Mapping[str, str] | None = None) -> APIFlask:
@@ -65,6 +78,7 @@ def _build_app(config: Mapping[str, str] | None) -> APIFlask:
     )
     app.config["HTTP_ERROR_SCHEMA"] = app.config["VALIDATION_ERROR_SCHEMA"] = ErrorOut
     app.json.sort_keys = False  # keep the schemas' field order
+    app.session_interface = NoCookieSession()
     app.extensions["blog_api.settings"] = settings
 
     bcrypt.init_app(app)

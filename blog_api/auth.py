@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from apiflask import HTTPError, HTTPTokenAuth, abort
 from flask import current_app
+from sqlalchemy import Row
 
-from .extensions import db
-from .models import User
+from . import queries
 from .tokens import InvalidToken, read_token
 
 auth = HTTPTokenAuth(scheme="Bearer", description="A JWT from POST /api/v1/users/login.")
@@ -15,7 +15,7 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="blog-api"'}
 
 
 @auth.verify_token
-def _verify_token(token: str) -> User | None:
+def _verify_token(token: str) -> Row | None:
     if not token:
         raise HTTPError(
             401, "An access token is required: Authorization: Bearer <token>.", headers=_CHALLENGE
@@ -24,14 +24,14 @@ def _verify_token(token: str) -> User | None:
         user_id = read_token(token)
     except InvalidToken as exc:
         raise HTTPError(401, str(exc), headers=_CHALLENGE) from None
-    user = db.session.get(User, user_id)
+    user = queries.one(queries.ONE_USER, user_id=user_id)
     if user is None:
         raise HTTPError(401, "The access token's user no longer exists.", headers=_CHALLENGE)
     return user
 
 
 @auth.get_user_roles
-def _user_roles(user: User) -> list[str]:
+def _user_roles(user: Row) -> list[str]:
     return ["admin"] if user.is_admin else ["user"]
 
 
@@ -48,8 +48,9 @@ def _auth_error(error: HTTPError):
     return current_app.error_callback(error)
 
 
-def current_user() -> User:
-    """The user the request's token belongs to (inside an auth_required route)."""
+def current_user() -> Row:
+    """The user the request's token belongs to (inside an auth_required route): a row of
+    `queries.USER`, whose columns are UserOut's (`id`, `username`, `is_admin`, ...; no hash)."""
     return auth.current_user
 
 

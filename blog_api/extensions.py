@@ -10,6 +10,8 @@ class Base(DeclarativeBase):
     """Declarative base for every model."""
 
 
-db = SQLAlchemy(model_class=Base)
+# A request's session ends with the request: objects stay readable after a commit (the response
+# is built from them) without a second SELECT to refresh what the write just sent.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 bcrypt = Bcrypt()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint, abort
+from flask import jsonify
 from flask.views import MethodView
-from sqlalchemy import select
 
+from ... import queries
 from ...auth import auth, current_user, require_owner_or_admin
 from ...extensions import db
 from ...models import MAX_ID, Post
@@ -17,10 +18,18 @@ NOT_THE_AUTHOR = {403: "Neither the post's author nor an admin"}
 
 
 def get_post_or_404(post_id: int) -> Post:
-    """The post with that id, or abort(404)."""
+    """The post with that id, to change, or abort(404)."""
     if post_id > MAX_ID:
         abort(404, f"There is no post {post_id}.")
     return db.get_or_404(Post, post_id, description=f"There is no post {post_id}.")
+
+
+def post_row_or_404(post_id: int):
+    """The post with that id as a row of `queries.POST`, to answer with, or abort(404)."""
+    row = queries.one(queries.ONE_POST, post_id=post_id) if post_id <= MAX_ID else None
+    if row is None:
+        abort(404, f"There is no post {post_id}.")
+    return row
 
 
 class PostCollection(MethodView):
@@ -28,24 +37,29 @@ class PostCollection(MethodView):
     @bp.doc(responses=newest_first("PostOut", "posts"))
     def get(self):
         """The newest 100 posts, newest first (`GET /api/v2/posts` pages through all)."""
-        return db.session.scalars(select(Post).order_by(Post.id.desc()).limit(LIST_LIMIT)).all()
+        rows = queries.all_rows(queries.NEWEST_POSTS.limit(LIST_LIMIT))
+        return jsonify(queries.POST.dump_all(rows))
 
     @bp.auth_required(auth)
     @bp.input(PostIn, arg_name="data")
     @bp.output(PostOut, status_code=201)
     def post(self, data: dict):
         """Publish a post as the current user."""
-        post = Post(title=data["title"], body=data["body"], author=current_user())
-        db.session.add(post)
+        author = current_user()
+        values = {"title": data["title"], "body": data["body"], "author_id": author.id}
+        row = queries.one(queries.NEW_POST, **values)
         db.session.commit()
-        return post
+        post = {**values, **row._mapping, "author__id": author.id}
+        response = jsonify(queries.POST.dump_mapping({**post, "author__username": author.username}))
+        response.status_code = 201
+        return response
 
 
 class PostItem(MethodView):
     @bp.output(PostOut)
     def get(self, post_id: int):
         """One post."""
-        return get_post_or_404(post_id)
+        return jsonify(queries.POST.dump(post_row_or_404(post_id)))
 
     @bp.auth_required(auth)
     @bp.input(PostIn, arg_name="data")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint, abort
+from flask import jsonify
 from flask.views import MethodView
 from sqlalchemy import select
 
+from ... import queries
 from ...auth import auth, current_user
 from ...extensions import db
 from ...models import MAX_ID, Todo
@@ -25,19 +27,15 @@ def get_own_todo_or_404(todo_id: int) -> Todo:
     )
 
 
-def own_todos():
-    """A select of the current user's todos, in no particular order."""
-    return select(Todo).where(Todo.owner_id == current_user().id)
-
-
 class TodoCollection(MethodView):
     @bp.auth_required(auth)
     @bp.output(TodoOut(many=True))
     @bp.doc(responses=newest_first("TodoOut", "todos"))
     def get(self):
         """The current user's newest 100 todos, newest first (`GET /api/v2/todos` pages all)."""
-        stmt = own_todos().order_by(Todo.id.desc()).limit(LIST_LIMIT)
-        return db.session.scalars(stmt).all()
+        stmt = queries.OWN_TODOS.order_by(queries.todos.c.id.desc()).limit(LIST_LIMIT)
+        rows = queries.all_rows(stmt, owner_id=current_user().id)
+        return jsonify(queries.TODO.dump_all(rows))
 
     @bp.auth_required(auth)
     @bp.input(TodoIn, arg_name="data")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 from apiflask import APIBlueprint, abort
-from flask import current_app
+from flask import current_app, jsonify
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from ... import queries
 from ...auth import auth, current_user
 from ...extensions import bcrypt, db
 from ...login_events import log_security_event, record_login
@@ -88,9 +89,9 @@ def login(data: dict):
 @bp.get("/me")
 @bp.auth_required(auth)
 @bp.output(UserOut)
-def me() -> User:
+def me():
     """The account the token belongs to."""
-    return current_user()
+    return jsonify(queries.USER.dump(current_user()))
 
 
 @bp.get("")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
+from flask import jsonify
 
-from ...auth import auth
-from ...models import Todo
+from ... import queries
+from ...auth import auth, current_user
 from ...schemas import TodoPageOut, TodoQuery
-from ..pagination import paginate
-from ..v1.todos import TodoCollection, TodoItem, own_todos
+from ..v1.todos import TodoCollection, TodoItem
 
 bp = APIBlueprint("todos_v2", __name__, tag="Todos")
 
@@ -19,10 +19,10 @@ class TodoPage(TodoCollection):
     @bp.output(TodoPageOut)
     def get(self, query: dict):
         """A page of the current user's todos, oldest first, optionally by completion."""
-        stmt = own_todos().order_by(Todo.id)
-        if "completed" in query:
-            stmt = stmt.where(Todo.completed == query["completed"])
-        return paginate(stmt, query["page"], query["per_page"])
+        page = queries.todo_page(
+            current_user().id, query.get("completed"), query["page"], query["per_page"]
+        )
+        return jsonify(page)
 
 
 bp.add_url_rule("", view_func=TodoPage.as_view("collection"))
