@@ -1,10 +1,14 @@
 """gunicorn settings from the environment: `gunicorn -c gunicorn.conf.py "blog_api:create_app()"`.
 
 HOST (127.0.0.1) and PORT (5000) as everywhere else; a PaaS sets PORT, and its Procfile line sets
-HOST=0.0.0.0. WEB_CONCURRENCY workers (1), each with GUNICORN_THREADS threads (8): gthread
-workers, so /health/live and /health answer while a request waits on a frozen database (a sync
-worker could not), for no throughput lost (README, Benchmarks). GUNICORN_THREADS=1 runs the
-sync worker. The app is never preloaded: OpenTelemetry's exporter
+HOST=0.0.0.0. WEB_CONCURRENCY workers (default: one a CPU this process may run on), each with
+GUNICORN_THREADS threads (4): gthread workers, so /health/live and /health answer while up to
+three requests a worker wait on a frozen database (a sync worker could not). Chosen by
+bench/threads.py (README, Benchmarks: the worker-model table): a worker a CPU doubles what one
+worker serves here, and 2-4 threads serve as much as 8 at that count with less CPU a request,
+where one worker with 8 threads serves 0.6 of one with sync. Sync workers still serve more on
+PostgreSQL (about 1.3x at two workers), without that promise: GUNICORN_THREADS=1 runs them.
+The app is never preloaded: OpenTelemetry's exporter
 threads do not survive fork(), so each worker builds its own providers after the fork. The master
 only imports the app's code, so that a worker boots fast; a worker that exits sends its last spans
 within about a second, whatever the collector does.
@@ -14,9 +18,21 @@ import gc
 import importlib
 import os
 
+from blog_api.config import DEFAULT_THREADS
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: a container's cpuset; a CPU quota is
+    not seen, so set WEB_CONCURRENCY where one applies, as deploy/k8s does)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+workers = int(os.environ.get("WEB_CONCURRENCY") or _usable_cpus())
+threads = int(os.environ.get("GUNICORN_THREADS") or DEFAULT_THREADS)
 worker_class = "gthread" if threads > 1 else "sync"
 preload_app = False
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))

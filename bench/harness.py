@@ -320,7 +320,7 @@ class Database:
     def __init__(self, kind: str, tmp: Path) -> None:
         self.kind = kind
         if kind == "sqlite":
-            self.url = f"sqlite:///{tmp / 'bench.db'}"
+            self.url = f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:8]}.db'}"
         else:
             from sqlalchemy import create_engine, text
 

@@ -20,6 +20,11 @@ class ConfigError(ValueError):
     """Raised when the configuration cannot work; the message says which variable to fix."""
 
 
+# gunicorn's threads a worker (gunicorn.conf.py reads the same default): chosen by
+# bench/threads.py, see the README's worker-model table.
+DEFAULT_THREADS = 4
+
+
 def _int(source: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
     raw = source.get(name)
     if raw in (None, ""):
@@ -147,7 +152,7 @@ class Settings:
             database_url=normalize_database_url(database_url),
             database_timeout=_seconds(source, "DATABASE_TIMEOUT", 2.5),
             # gunicorn's threads a worker (gunicorn.conf.py): the database pool holds as many.
-            threads=_int(source, "GUNICORN_THREADS", 8),
+            threads=_int(source, "GUNICORN_THREADS", DEFAULT_THREADS),
             secret_key=secret_key,
             jwt_expires_seconds=_int(source, "JWT_EXPIRES_SECONDS", 3600),
             redis_url=source.get("REDIS_URL") or None,

@@ -10,7 +10,22 @@ write, and the session's teardown ends it (blog_api.database).
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Row, Select, bindparam, func, insert, or_, select
+from collections.abc import Callable
+from itertools import combinations
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    Integer,
+    Row,
+    Select,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+)
 
 from .extensions import db
 from .models import Post, Todo, User
@@ -46,42 +61,83 @@ def all_rows(statement, **params) -> list[Row]:
     return connection().execute(statement, params).all()
 
 
+class Paged:
+    """A list's page and count statements, built once for every combination of its filters.
+
+    A statement built per request would have its cache key generated again by walking it whole;
+    these are built at import, with the filters' values, the limit and the offset as parameters.
+    """
+
+    def __init__(
+        self,
+        items: Select,
+        count_from: Callable[[frozenset[str]], FromClause],
+        filters: dict[str, ColumnElement[bool]],
+        always: tuple[str, ...] = (),
+    ) -> None:
+        self._always = frozenset(always)  # parameters of `items` itself, not filters
+        self._statements: dict[frozenset[str], tuple[Select, Select]] = {}
+        for n in range(len(filters) + 1):
+            for names in map(frozenset, combinations(filters, n)):
+                where = [filters[name] for name in sorted(names)]
+                page = items.where(*where).limit(_LIMIT).offset(_OFFSET)
+                count = select(func.count()).select_from(count_from(names)).where(*where)
+                self._statements[names] = (page, count)
+
+    def page(
+        self, shape: RowShape, envelope: Envelope, params: dict, page: int, per_page: int
+    ) -> dict:
+        """One page and the total; `params` names the filters used (None values are unused).
+
+        A page past the end is empty, not an error; the last page needs no count.
+        """
+        used = {name: value for name, value in params.items() if value is not None}
+        items_stmt, count_stmt = self._statements[frozenset(used) - self._always]
+        conn = connection()
+        offset = (page - 1) * per_page
+        items = conn.execute(items_stmt, {**used, "limit": per_page, "offset": offset}).all()
+        if 0 < len(items) < per_page or (page == 1 and not items):
+            total = offset + len(items)
+        else:
+            total = conn.execute(count_stmt, used).scalar_one()
+        values = {"items": shape.dump_all(items), "page": page, "per_page": per_page}
+        return envelope.dump({**values, "total": total, "pages": -(-total // per_page)})
+
+
+_LIMIT = bindparam("limit", type_=Integer)
+_OFFSET = bindparam("offset", type_=Integer)
+_PATTERN = bindparam("pattern", type_=posts.c.title.type)
+POST_PAGES = Paged(
+    NEWEST_POSTS,
+    lambda names: (
+        posts.join(users, users.c.id == posts.c.author_id) if "author" in names else posts
+    ),
+    {
+        "author": users.c.username == bindparam("author", type_=users.c.username.type),
+        "pattern": or_(
+            posts.c.title.ilike(_PATTERN, escape="\\"), posts.c.body.ilike(_PATTERN, escape="\\")
+        ),
+    },
+)
+TODO_PAGES = Paged(
+    OWN_TODOS.order_by(todos.c.id),
+    lambda names: todos,
+    {"completed": todos.c.completed == bindparam("completed", type_=todos.c.completed.type)},
+    always=("owner_id",),
+)
+
+
 def post_page(author: str | None, text: str | None, page: int, per_page: int) -> dict:
     """A page of posts, newest first, by `author` and containing `text` when given."""
-    stmt = NEWEST_POSTS
-    if author is not None:
-        stmt = stmt.where(users.c.username == author)
-    if text is not None:
-        pattern = "%" + _escape_like(text) + "%"
-        stmt = stmt.where(
-            or_(posts.c.title.ilike(pattern, escape="\\"), posts.c.body.ilike(pattern, escape="\\"))
-        )
-    return _page(stmt, {}, POST, POST_PAGE, page, per_page)
+    pattern = None if text is None else "%" + _escape_like(text) + "%"
+    params = {"author": author, "pattern": pattern}
+    return POST_PAGES.page(POST, POST_PAGE, params, page, per_page)
 
 
 def todo_page(owner_id: int, completed: bool | None, page: int, per_page: int) -> dict:
     """A page of a user's todos, oldest first, only those `completed` (or not) when given."""
-    stmt = OWN_TODOS.order_by(todos.c.id)
-    if completed is not None:
-        stmt = stmt.where(todos.c.completed == completed)
-    return _page(stmt, {"owner_id": owner_id}, TODO, TODO_PAGE, page, per_page)
-
-
-def _page(
-    stmt: Select, params: dict, shape: RowShape, envelope: Envelope, page: int, per_page: int
-) -> dict:
-    """The items of one page and the total; a page past the end is empty, not an error."""
-    conn = connection()
-    offset = (page - 1) * per_page
-    items = conn.execute(stmt.limit(per_page).offset(offset), params).all()
-    if 0 < len(items) < per_page or (page == 1 and not items):
-        total = offset + len(items)  # this is the last page: no count needed
-    else:
-        counted = select(func.count()).select_from(stmt.order_by(None).subquery())
-        total = conn.execute(counted, params).scalar_one()
-    pages = -(-total // per_page)
-    values = {"items": shape.dump_all(items), "page": page, "per_page": per_page}
-    return envelope.dump({**values, "total": total, "pages": pages})
+    params = {"owner_id": owner_id, "completed": completed}
+    return TODO_PAGES.page(TODO, TODO_PAGE, params, page, per_page)
 
 
 def _escape_like(text: str) -> str:

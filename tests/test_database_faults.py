@@ -14,6 +14,8 @@ from contextlib import contextmanager
 import pytest
 import sqlalchemy as sa
 
+from blog_api.config import DEFAULT_THREADS
+
 from . import databases
 from .live_server import LiveServer
 from .tcp_proxy import TcpProxy
@@ -96,6 +98,9 @@ def test_an_empty_database_arriving_late_is_never_ready_and_never_500(postgres_u
             assert b"schema missing" in body, body
 
 
+STUCK = DEFAULT_THREADS - 1
+
+
 def test_a_frozen_database_is_a_fast_503_and_health_answers_meanwhile(postgres_url, tmp_path):
     with _behind_proxy(postgres_url, "forward") as (proxy, url):
         with LiveServer(tmp_path, workers=2, DATABASE_URL=url) as server:
@@ -107,19 +112,21 @@ def test_a_frozen_database_is_a_fast_503_and_health_answers_meanwhile(postgres_u
 
             proxy.mode = "freeze"
             results: list[tuple[int, float, bytes]] = []
+            # One fewer than a worker's threads (GUNICORN_THREADS, 4): however they spread over
+            # the workers, each worker has a thread left for the probes.
             clients = [
                 threading.Thread(target=lambda: results.append(_timed(server, POSTS)))
-                for _ in range(4)
+                for _ in range(STUCK)
             ]
             for client in clients:
                 client.start()
-            time.sleep(0.5)  # the four are waiting on the frozen database by now
+            time.sleep(0.5)  # they are waiting on the frozen database by now
             health_status, health_s, health_body = _timed(server, "/health")
             live_status, live_s, _ = _timed(server, "/health/live")
             for client in clients:
                 client.join(timeout=15)
 
-            assert [r[0] for r in results] == [503] * 4, results
+            assert [r[0] for r in results] == [503] * STUCK, results
             assert max(r[1] for r in results) < 3.0, [round(r[1], 2) for r in results]
             assert health_status == 503, health_body
             assert health_s < 2.0, health_s

@@ -15,6 +15,8 @@ from ..lists import LIST_LIMIT, newest_first
 
 bp = APIBlueprint("posts", __name__, tag="Posts")
 NOT_THE_AUTHOR = {403: "Neither the post's author nor an admin"}
+# Built once: a statement built per request has its cache key generated again.
+NEWEST_POSTS = queries.NEWEST_POSTS.limit(LIST_LIMIT)
 
 
 def get_post_or_404(post_id: int) -> Post:
@@ -37,7 +39,7 @@ class PostCollection(MethodView):
     @bp.doc(responses=newest_first("PostOut", "posts"))
     def get(self):
         """The newest 100 posts, newest first (`GET /api/v2/posts` pages through all)."""
-        rows = queries.all_rows(queries.NEWEST_POSTS.limit(LIST_LIMIT))
+        rows = queries.all_rows(NEWEST_POSTS)
         return jsonify(queries.POST.dump_all(rows))
 
     @bp.auth_required(auth)
