@@ -17,7 +17,18 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from telemetry import configure_logging, init_telemetry
 
-from . import api, cli, database, docs, errors, health, login_events, rate_limits, schema
+from . import (
+    api,
+    cli,
+    database,
+    docs,
+    errors,
+    health,
+    login_events,
+    rate_limits,
+    schema,
+    slow_statements,
+)
 from .config import Settings
 from .extensions import bcrypt
 from .schemas import ErrorOut
@@ -108,4 +119,5 @@ def _build_app(config: Mapping[str, str] | None) -> APIFlask:
         skip_paths=("/health",),
     )
     login_events.init_app(app, handle.meter)
+    slow_statements.init_app(app, handle.meter)
     return app

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 2
 DEFAULT_TIMEOUT_S = 2.5
+# The share of DATABASE_TIMEOUT a statement may run on the server: its cancel must reach the
+# client before the client's own deadline closes the connection.
+STATEMENT_SHARE = 0.6
 
 
 def engine_options(url: str, timeout: float = DEFAULT_TIMEOUT_S, threads: int = 8) -> dict:
@@ -33,16 +36,18 @@ def engine_options(url: str, timeout: float = DEFAULT_TIMEOUT_S, threads: int = 
     backend = make_url(url).get_backend_name()
     if backend == "postgresql":
         timeout_ms = max(int(timeout * 1000), 1)
+        statement_ms = max(int(timeout * STATEMENT_SHARE * 1000), 1)
         return {
             "pool_pre_ping": True,
             "pool_size": max(5, threads),
             "pool_timeout": CONNECT_TIMEOUT_S,
             "connect_args": {
                 # The deadline the client enforces on every call, connecting included.
-                "connection_factory": deadline.connection_class(timeout),
+                "connection_factory": deadline.connection_class(timeout, statement_ms / 1000),
                 "connect_timeout": CONNECT_TIMEOUT_S,
-                # The server stops the statement the client has stopped waiting for.
-                "options": f"-c statement_timeout={timeout_ms}",
+                # The server stops a slow statement before the client stops waiting: an answer
+                # that says "cancelled" on a working connection, not an outage (slow_statements).
+                "options": f"-c statement_timeout={statement_ms}",
                 # A peer that vanishes mid-query is noticed in seconds, not after TCP's minutes.
                 "keepalives": 1,
                 "keepalives_idle": 5,

@@ -9,8 +9,11 @@ and the request answers 503 (blog_api.errors).
 
 The deadline of a call is the earlier of `timeout` after it starts and the request's deadline
 (`request_budget`), so a request waits on the database for about `timeout` in all, a pre-ping
-and a reconnect together. Connecting is a call like the others (libpq's connect_timeout does
-not apply to an asynchronous connect): the deadline covers it too.
+and a reconnect together; except that a call always gets long enough for the server's
+statement_timeout to answer first (`connection_class`), so a request whose budget is nearly
+spent may wait up to 0.8 `timeout` more for a statement the server is running. Connecting is a
+call like the others (libpq's connect_timeout does not apply to an asynchronous connect): the
+deadline covers it too.
 
 Only the connections made with `connection_class(timeout)` (the app's engines) have a deadline;
 any other psycopg2 connection of the process (a migration's) waits as libpq would, except that its
@@ -37,10 +40,18 @@ class DeadlineExceeded(pg.QueryCanceledError):
     """The database did not answer a call in time; its connection is closed."""
 
 
-def connection_class(timeout: float) -> type:
-    """A psycopg2 connection class whose every call ends within `timeout` seconds."""
+def connection_class(timeout: float, statement_timeout: float | None = None) -> type:
+    """A psycopg2 connection class whose every call ends within `timeout` seconds.
+
+    With the server's `statement_timeout`, a call on an open connection is always given that
+    much and half the rest of `timeout`, however little of the request's budget is left: on a
+    server that answers, the server's own cancel then arrives first, and a slow statement fails
+    as a statement on a working connection (blog_api.slow_statements), not as a lost one.
+    """
     install()
-    return type("DeadlineConnection", (pg.connection,), {"deadline_s": timeout})
+    at_least = 0.0 if statement_timeout is None else (statement_timeout + timeout) / 2
+    attributes = {"deadline_s": timeout, "at_least_s": min(at_least, timeout)}
+    return type("DeadlineConnection", (pg.connection,), attributes)
 
 
 def install() -> None:
@@ -70,7 +81,9 @@ def _deadline(conn) -> float | None:
     deadline = started + timeout
     request_deadline = _request_deadline.get()
     if request_deadline is not None and request_deadline < deadline:
-        return request_deadline
+        if conn.status == pg.STATUS_SETUP:  # connecting: the request's budget, nothing more
+            return request_deadline
+        return max(request_deadline, started + getattr(conn, "at_least_s", 0.0))
     return deadline
 
 

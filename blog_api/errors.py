@@ -16,6 +16,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from telemetry.redact import redact_url_credentials
 
+from . import slow_statements
 from .extensions import db
 
 log = logging.getLogger(__name__)
@@ -90,11 +91,15 @@ def _database_unavailable(exc: Exception) -> Response:
 
     A failure of the connection itself (refused, cut, no answer by the deadline) opens the
     breaker, which logs it once (blog_api.breaker); an error the server reports (a deadlock, a
-    statement it cancelled) is that request's alone, and logged as a warning.
+    statement it cancelled for time: blog_api.slow_statements) is that request's alone, and
+    logged as a warning.
     """
     orig = getattr(exc, "orig", None)
     breaker = current_app.extensions.get("blog_api.breaker")
-    if orig is not None and _is_connection_failure(exc, orig) and breaker is not None:
+    slow = orig is not None and slow_statements.is_statement_timeout(orig)
+    if slow:
+        slow_statements.record()  # the server answered: this statement's problem, not an outage
+    elif orig is not None and _is_connection_failure(exc, orig) and breaker is not None:
         breaker.failure(f"{orig.__class__.__name__}: {driver_message(orig)}")
     else:
         log.warning("database error answered 503: %s", exc.__class__.__name__)
@@ -102,6 +107,12 @@ def _database_unavailable(exc: Exception) -> Response:
         db.session.rollback()
     except Exception:  # noqa: BLE001 - the connection is already gone; nothing more to undo
         log.debug("rollback after a database failure failed too", exc_info=True)
+    if slow:
+        return error_response(
+            503,
+            "The database took too long to answer this request; try again later, or narrow it.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     return database_unavailable_response()
 
 
