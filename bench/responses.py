@@ -23,6 +23,11 @@ import json
 import os
 import re
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import base_env  # noqa: E402 - a sibling module
 
 REQUESTS = [
     # (method, path, authorised, JSON body or None, raw body or None)
@@ -65,16 +70,9 @@ _STAMP = re.compile(rb'"(created_at|updated_at)":"([^"]*)"')
 
 
 def _app(database_url: str):
-    os.environ.update(
-        DATABASE_URL=database_url,
-        SECRET_KEY="responses-secret-key-0123456789abcdef",
-        APP_ENV="production",
-        LOG_LEVEL="CRITICAL",
-        BCRYPT_ROUNDS="4",
-        OTEL_SDK_DISABLED="true",
-        ACCESS_LOG="false",
-    )
-    os.environ.pop("REDIS_URL", None)
+    env = {**base_env(database_url), "LOG_LEVEL": "CRITICAL"}
+    os.environ.clear()
+    os.environ.update({**env, "OTEL_SDK_DISABLED": "true", "ACCESS_LOG": "false"})
     from blog_api import create_app
 
     return create_app()
