@@ -73,13 +73,17 @@ Index("uq_users_username_lower", func.lower(User.username), unique=True)
 
 class Post(Timestamps, db.Model):
     __tablename__ = "posts"
-    __table_args__ = {"sqlite_autoincrement": True}
+    # One author's posts in id order from the index (revision 0003), at any table size.
+    __table_args__ = (
+        Index("ix_posts_author_id_id", "author_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     title: Mapped[str] = mapped_column(String(200), nullable=False)
     body: Mapped[str] = mapped_column(Text, nullable=False)
     author_id: Mapped[int] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False
     )
 
     author: Mapped[User] = relationship(back_populates="posts", lazy="joined")
@@ -87,11 +91,14 @@ class Post(Timestamps, db.Model):
 
 class Todo(Timestamps, db.Model):
     __tablename__ = "todos"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = (
+        Index("ix_todos_owner_id_id", "owner_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     title: Mapped[str] = mapped_column(String(200), nullable=False)
     completed: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     owner_id: Mapped[int] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False
     )

@@ -10,7 +10,6 @@ write, and the session's teardown ends it (blog_api.database).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from itertools import combinations
 
 from sqlalchemy import (
@@ -71,7 +70,7 @@ class Paged:
     def __init__(
         self,
         items: Select,
-        count_from: Callable[[frozenset[str]], FromClause],
+        count_from: FromClause,
         filters: dict[str, ColumnElement[bool]],
         always: tuple[str, ...] = (),
     ) -> None:
@@ -81,7 +80,7 @@ class Paged:
             for names in map(frozenset, combinations(filters, n)):
                 where = [filters[name] for name in sorted(names)]
                 page = items.where(*where).limit(_LIMIT).offset(_OFFSET)
-                count = select(func.count()).select_from(count_from(names)).where(*where)
+                count = select(func.count()).select_from(count_from).where(*where)
                 self._statements[names] = (page, count)
 
     def page(
@@ -109,11 +108,9 @@ _OFFSET = bindparam("offset", type_=Integer)
 _PATTERN = bindparam("pattern", type_=posts.c.title.type)
 POST_PAGES = Paged(
     NEWEST_POSTS,
-    lambda names: (
-        posts.join(users, users.c.id == posts.c.author_id) if "author" in names else posts
-    ),
+    posts,
     {
-        "author": users.c.username == bindparam("author", type_=users.c.username.type),
+        "author_id": posts.c.author_id == bindparam("author_id", type_=Integer),
         "pattern": or_(
             posts.c.title.ilike(_PATTERN, escape="\\"), posts.c.body.ilike(_PATTERN, escape="\\")
         ),
@@ -121,16 +118,29 @@ POST_PAGES = Paged(
 )
 TODO_PAGES = Paged(
     OWN_TODOS.order_by(todos.c.id),
-    lambda names: todos,
+    todos,
     {"completed": todos.c.completed == bindparam("completed", type_=todos.c.completed.type)},
     always=("owner_id",),
 )
 
 
+AUTHOR_ID = select(users.c.id).where(users.c.username == bindparam("username"))
+
+
 def post_page(author: str | None, text: str | None, page: int, per_page: int) -> dict:
-    """A page of posts, newest first, by `author` and containing `text` when given."""
+    """A page of posts, newest first, by `author` and containing `text` when given.
+
+    The author is looked up first: an unknown one is an empty page without touching the posts,
+    a known one a range of the `(author_id, id)` index.
+    """
+    author_id = None
+    if author is not None:
+        author_id = connection().execute(AUTHOR_ID, {"username": author}).scalar()
+        if author_id is None:
+            values = {"items": [], "page": page, "per_page": per_page, "total": 0, "pages": 0}
+            return POST_PAGE.dump(values)
     pattern = None if text is None else "%" + _escape_like(text) + "%"
-    params = {"author": author, "pattern": pattern}
+    params = {"author_id": author_id, "pattern": pattern}
     return POST_PAGES.page(POST, POST_PAGE, params, page, per_page)
 
 
