@@ -106,23 +106,27 @@ def test_promtool_accepts_a_merged_scrape(tmp_path):
         _hammer(server, 50, connections=4)
         time.sleep(1.0)  # past the snapshot interval: the other worker's numbers are in
         status, body = server.request("GET", "/metrics")
-        # Exemplars are the answering worker's own; on a loaded machine one worker may have
-        # served none of the 50 requests, so ask until a scrape lands on one that did.
-        for _ in range(10):
-            om_status, om_body = server.request(
+        # Exemplars are the answering worker's own: scrape over a keep-alive connection that has
+        # just been served requests, so the worker that answers is one that has them.
+        connection = server.connection()
+        try:
+            for _ in range(3):
+                connection.request("GET", ROUTE)
+                connection.getresponse().read()
+            connection.request(
                 "GET", "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
             )
-            assert om_status == 200
-            families = openmetrics_parser.text_string_to_metric_families(om_body.decode())
-            om = {f.name: f for f in families}
-            if any(s.exemplar for s in om[DURATION].samples):
-                break
-    assert status == 200
+            response = connection.getresponse()
+            om_status, om_body = response.status, response.read()
+        finally:
+            connection.close()
+    assert status == 200 and om_status == 200
+    om = {f.name: f for f in openmetrics_parser.text_string_to_metric_families(om_body.decode())}
     assert (
         total(
             {k: f.samples for k, f in om.items()}, DURATION, DURATION + "_count", http_route=ROUTE
         )
-        == 50
+        == 53
     )
     assert any(s.exemplar for s in om[DURATION].samples)
     promtool_check_metrics(body)
