@@ -3,7 +3,8 @@
 Names are OpenTelemetry's database semantic conventions, each with `db.client.connection.pool.name`
 (the database's name, never its host or credentials):
 
-- `db.client.connection.count` (`db_client_connection_count`), by `db.client.connection.state`:
+- `db.client.connection.count` (`db_client_connections` in Prometheus, which refuses a gauge's
+  `_count` suffix; telemetry.providers), by `db.client.connection.state`:
   `idle` (in the pool) or `used` (checked out);
 - `db.client.connection.max` (`db_client_connection_max`): pool size + max overflow;
 - `db.client.connection.pending_requests` (`db_client_connection_pending_requests`): threads

@@ -58,7 +58,26 @@ class Providers:
         collected; two collections at once could each drain both and repeat samples.
         """
         with self._collect_lock:
-            return list(self.registry.collect())
+            return [_prometheus_name(family) for family in self.registry.collect()]
+
+
+# Prometheus names for the semantic conventions' gauges that end in `.count`: promtool refuses a
+# `_count` suffix on anything but a histogram or a summary ("non-histogram and non-summary metrics
+# should not have _count suffix"). Every other metric keeps the name the exporter derives from
+# its semantic-convention name; these three keep it everywhere but in Prometheus's exposition.
+PROMETHEUS_NAMES = {
+    "db_client_connection_count": "db_client_connections",
+    "process_thread_count": "process_threads",
+    "process_unix_file_descriptor_count": "process_unix_file_descriptors",
+}
+
+
+def _prometheus_name(family: Metric) -> Metric:
+    new = PROMETHEUS_NAMES.get(family.name)
+    if new is not None:
+        old, family.name = family.name, new
+        family.samples = [s._replace(name=new + s.name[len(old) :]) for s in family.samples]
+    return family
 
 
 _lock = threading.Lock()

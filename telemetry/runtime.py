@@ -7,11 +7,13 @@ Names and attributes are OpenTelemetry's semantic conventions (process.*, cpytho
 | `process.cpu.time` (counter, s) | `process_cpu_time_seconds_total` | `cpu.mode` = user, system |
 | `process.memory.usage` (resident, By) | `process_memory_usage_bytes` | |
 | `process.memory.virtual` (By) | `process_memory_virtual_bytes` | |
-| `process.unix.file_descriptor.count` | `process_unix_file_descriptor_count` | |
-| `process.thread.count` | `process_thread_count` | |
+| `process.unix.file_descriptor.count` | `process_unix_file_descriptors` (*) | |
+| `process.thread.count` | `process_threads` (*) | |
 | `cpython.gc.collections` (counter) | `cpython_gc_collections_total` | `cpython.gc.generation` |
 | `cpython.gc.collected_objects` (counter) | `cpython_gc_collected_objects_total` | same |
 | `cpython.gc.uncollectable_objects` (counter) | `cpython_gc_uncollectable_objects_total` | same |
+
+(*) Prometheus's name drops the `_count` a gauge may not end with (telemetry.providers).
 
 Every value is an observable instrument's callback: nothing runs per request, only when the
 metrics are collected (a scrape, or a worker's snapshot under `multiprocess`). Under several

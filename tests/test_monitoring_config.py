@@ -56,10 +56,10 @@ METRIC_FAMILIES = {
     "process_cpu_time_seconds_total",
     "process_memory_usage_bytes",
     "process_memory_virtual_bytes",
-    "process_unix_file_descriptor_count",
-    "process_thread_count",
+    "process_unix_file_descriptors",
+    "process_threads",
     "cpython_gc_collections_total",
-    "db_client_connection_count",
+    "db_client_connections",
     "db_client_connection_max",
     "db_client_connection_pending_requests",
     "gunicorn_workers",
@@ -142,8 +142,8 @@ def dashboard_and_alert_metric_names() -> set[str]:
     raw: set[str] = set()
     for expr in dashboard_exprs() + alert_exprs():
         raw |= metric_names_in(expr)
-    # `x_count` is a histogram's series only if `x_bucket` is queried too: a gauge may end in
-    # `_count` (db_client_connection_count, a semantic-convention name)
+    # `x_count` is a histogram's series only if `x_bucket` is queried too: a gauge could end in
+    # `_count` (none does: telemetry.providers renames the conventions' `.count` gauges)
     histograms = {name.removesuffix("_bucket") for name in raw if name.endswith("_bucket")}
     names = {
         _HISTOGRAM_SERIES.sub("", name)

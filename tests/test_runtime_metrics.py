@@ -20,7 +20,7 @@ from telemetry.pool import PoolMetrics, pool_name
 from .live_server import LiveServer, total
 from .test_metrics import scrape
 
-POOL = "db_client_connection_count"
+POOL = "db_client_connections"
 
 
 def value(families, family: str, sample: str | None = None, **labels: str) -> float:
@@ -34,8 +34,8 @@ def test_process_families_describe_this_process(client):
     rss = value(families, "process_memory_usage_bytes")
     assert 0.5 * me.memory_info().rss < rss < 2 * me.memory_info().rss
     assert value(families, "process_memory_virtual_bytes") >= rss
-    assert value(families, "process_unix_file_descriptor_count") >= 3
-    assert value(families, "process_thread_count") >= 1
+    assert value(families, "process_unix_file_descriptors") >= 3
+    assert value(families, "process_threads") >= 1
     cpu = families["process_cpu_time_seconds"]
     assert {s.labels["cpu_mode"] for s in cpu} == {"user", "system"}
     assert 0 < sum(s.value for s in cpu) <= sum(me.cpu_times()[:2]) + 0.1
@@ -152,7 +152,7 @@ def test_two_workers_report_their_sum(tmp_path):
         rss = sum(w.memory_info().rss for w in workers)
         assert 0.7 * rss < value(families, "process_memory_usage_bytes") < 1.3 * rss
         threads = sum(w.num_threads() for w in workers)
-        assert value(families, "process_thread_count") == pytest.approx(threads, abs=4)
+        assert value(families, "process_threads") == pytest.approx(threads, abs=4)
         # each worker's pool may open 15 (5 + 10 overflow): the service 30
         assert value(families, "db_client_connection_max") == 30
         assert value(families, "cpython_gc_collections", "cpython_gc_collections_total") > 0
