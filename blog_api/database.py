@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from . import deadline
 from .breaker import CircuitBreaker
+from .config import DEFAULT_THREADS
 from .extensions import db
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,9 @@ DEFAULT_TIMEOUT_S = 2.5
 STATEMENT_SHARE = 0.6
 
 
-def engine_options(url: str, timeout: float = DEFAULT_TIMEOUT_S, threads: int = 8) -> dict:
+def engine_options(
+    url: str, timeout: float = DEFAULT_TIMEOUT_S, threads: int = DEFAULT_THREADS
+) -> dict:
     """Bound every wait on the database: connecting, a pooled connection, a statement.
 
     The pool holds a connection for each of a worker's `threads`, so no thread waits for one.

@@ -15,7 +15,6 @@ from itertools import combinations
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    FromClause,
     Integer,
     Row,
     Select,
@@ -65,12 +64,14 @@ class Paged:
 
     A statement built per request would have its cache key generated again by walking it whole;
     these are built at import, with the filters' values, the limit and the offset as parameters.
+    `counted` is the count of the whole list, with the same conditions as `items` (the count may
+    leave out a join the items need for their columns).
     """
 
     def __init__(
         self,
         items: Select,
-        count_from: FromClause,
+        counted: Select,
         filters: dict[str, ColumnElement[bool]],
         always: tuple[str, ...] = (),
     ) -> None:
@@ -80,7 +81,7 @@ class Paged:
             for names in map(frozenset, combinations(filters, n)):
                 where = [filters[name] for name in sorted(names)]
                 page = items.where(*where).limit(_LIMIT).offset(_OFFSET)
-                count = select(func.count()).select_from(count_from).where(*where)
+                count = counted.where(*where)
                 self._statements[names] = (page, count)
 
     def page(
@@ -108,7 +109,7 @@ _OFFSET = bindparam("offset", type_=Integer)
 _PATTERN = bindparam("pattern", type_=posts.c.title.type)
 POST_PAGES = Paged(
     NEWEST_POSTS,
-    posts,
+    select(func.count()).select_from(posts),
     {
         "author_id": posts.c.author_id == bindparam("author_id", type_=Integer),
         "pattern": or_(
@@ -118,7 +119,7 @@ POST_PAGES = Paged(
 )
 TODO_PAGES = Paged(
     OWN_TODOS.order_by(todos.c.id),
-    todos,
+    select(func.count()).select_from(todos).where(todos.c.owner_id == bindparam("owner_id")),
     {"completed": todos.c.completed == bindparam("completed", type_=todos.c.completed.type)},
     always=("owner_id",),
 )

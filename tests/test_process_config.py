@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import runpy
 import subprocess
 import sys
@@ -114,3 +115,16 @@ def test_gunicorn_binds_host_and_port_with_the_documented_defaults(monkeypatch):
     monkeypatch.setenv("PORT", "8123")  # what a PaaS sets
     monkeypatch.setenv("HOST", "0.0.0.0")
     assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == "0.0.0.0:8123"
+
+
+def test_gunicorn_runs_a_worker_a_usable_cpu_with_four_threads_by_default(monkeypatch):
+    """README: WEB_CONCURRENCY defaults to the CPUs the process may use, GUNICORN_THREADS to 4."""
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    monkeypatch.delenv("GUNICORN_THREADS", raising=False)
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert config["workers"] == len(os.sched_getaffinity(0))
+    assert (config["threads"], config["worker_class"]) == (4, "gthread")
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    monkeypatch.setenv("GUNICORN_THREADS", "1")
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert (config["workers"], config["threads"], config["worker_class"]) == (3, 1, "sync")

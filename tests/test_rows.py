@@ -96,3 +96,15 @@ def test_a_shape_follows_its_schema_and_refuses_a_column_it_lacks():
 
     with pytest.raises(KeyError, match="nickname"):
         RowShape(Wider, Todo.__table__)
+
+
+def test_a_page_of_todos_counts_only_its_owners(client, users):
+    """The total of a page that is not the last is counted, and only over the owner's todos."""
+    alice, bob = users.headers("alice"), users.headers("bob")
+    for who, n in ((alice, 3), (bob, 4)):
+        for i in range(n):
+            todo = {"title": f"Todo {i}", "completed": True}
+            assert client.post("/api/v1/todos", json=todo, headers=who).status_code == 201
+    for query in ("per_page=2", "per_page=2&completed=true"):
+        page = client.get(f"/api/v2/todos?{query}", headers=alice).get_json()
+        assert (page["total"], page["pages"], len(page["items"])) == (3, 2, 2), query
